@@ -1,0 +1,240 @@
+"""BackupSessionService: the primary and backup copies of a session, and their failover.
+
+Where copies live (DESIGN.md, "Deterministic backup placement"):
+
+* primary: ``<prefix><key>`` on the node the key names;
+* backup: ``bak:<prefix><key>`` on the first node of ``NodeRegistry.backup_nodes(primary)``
+  that is not quarantined. Readers walk the same list, so every process finds it.
+
+What keeps a deleted session deleted: a deletion that cannot reach every place a copy may live
+leaves *tombstones* where it can. A tombstone on the primary stops readers before they look at
+the backup; a tombstone on the backup is found when a copy on a node that was away is verified
+(``NodeHealth.suspect``).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from .envelope import Copy, Kind, pack, unpack
+from .exceptions import CorruptCopy, NodeUnavailable, NoNodesAvailable, SessionTooLarge
+from .nodes import Node
+from .registry import NodeRegistry
+from .session_id import SessionId, new_id
+from .stores import Store
+
+logger = logging.getLogger(__name__)
+
+BACKUP_PREFIX = "bak:"
+# Random 32-char keys collide with odds of 36**-32; more than a few failed `add`s on one node
+# means something else is wrong, so the loop gives up rather than hammering the node.
+CREATE_ATTEMPTS = 3
+
+
+class UpdateResult(enum.Enum):
+    STORED = "stored"
+    DELETED = "deleted"  # gone everywhere: Django's UpdateError
+    LOST = "lost"  # the primary lost it but a backup exists: relocate
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What a load found. ``copy`` is None for a miss."""
+
+    copy: Copy | None = None
+    from_backup: bool = False
+    relocate: bool = False
+    unreachable: bool = False
+
+
+class BackupSessionService:
+    """Reads and writes the copies of sessions through a NodeRegistry."""
+
+    def __init__(self, registry: NodeRegistry):
+        self.registry = registry
+        self.config = registry.config
+        self.clock = registry.clock
+
+    # -- keys and codec ---------------------------------------------------------------------
+    def primary_key(self, sid: SessionId) -> str:
+        return f"{self.config.storage_prefix}{sid}"
+
+    def backup_key(self, sid: SessionId) -> str:
+        return f"{BACKUP_PREFIX}{self.config.storage_prefix}{sid}"
+
+    def pack(self, copy: Copy) -> bytes:
+        """Sign and size-check a copy before anything is written."""
+        data = pack(copy, self.config.signing_keys[0], self.config.compress_min_size)
+        if len(data) > self.config.max_session_size:
+            raise SessionTooLarge(len(data), self.config.max_session_size)
+        return data
+
+    def _decode(self, node: Node, data: bytes | None) -> Copy | None:
+        if data is None:
+            return None
+        try:
+            return unpack(data, self.config.signing_keys)
+        except CorruptCopy as exc:
+            logger.warning("unreadable session copy on node %s: %s", node.label, exc)
+            return None
+
+    def new_copy(self, payload: bytes, ttl: int, revision: int) -> Copy:
+        now = self.clock.time()
+        return Copy(Kind.SESSION, revision, now, now + ttl, payload)
+
+    # -- reading ------------------------------------------------------------------------------
+    def _read_backup(self, sid: SessionId, primary: Node) -> tuple[Copy | None, bool]:
+        """Walk the backup places; return the first copy or tombstone, and whether any failed."""
+        failed = False
+        key = self.backup_key(sid)
+        for node in self.registry.backup_nodes(primary):
+            try:
+                data = self.registry.call(node, lambda store: store.get(key))
+            except NodeUnavailable:
+                failed = True
+                continue
+            copy = self._decode(node, data)
+            if copy is not None:
+                return copy, failed
+        return None, failed
+
+    def load(self, sid: SessionId, primary: Node) -> Loaded:
+        """Return the current copy of a session, from its primary or else from its backup."""
+        key = self.primary_key(sid)
+        try:
+            data = self.registry.call(primary, lambda store: store.get(key))
+        except NodeUnavailable:
+            copy, _ = self._read_backup(sid, primary)
+            if copy is None or copy.is_tombstone:
+                # Nothing reachable says the session is gone: keep the cookie, write nothing.
+                return Loaded(unreachable=copy is None)
+            dead = self.registry.health[primary].dead
+            return Loaded(copy, from_backup=True, relocate=dead)
+        if data is None:
+            # A miss on a live primary: deleted, expired, evicted, or the node restarted empty.
+            backup, _ = self._read_backup(sid, primary)
+            if backup is not None and not backup.is_tombstone:
+                return Loaded(backup, from_backup=True, relocate=True)
+            return Loaded()
+        copy = self._decode(primary, data)
+        if copy is None or copy.is_tombstone:
+            return Loaded()
+        if self.registry.health[primary].suspect(copy.written_at):
+            return self._verify(sid, primary, copy)
+        return Loaded(copy)
+
+    def _verify(self, sid: SessionId, primary: Node, copy: Copy) -> Loaded:
+        """Check a copy from a node that was away against the backup (no resurrection)."""
+        backup, _ = self._read_backup(sid, primary)
+        if backup is not None and backup.is_tombstone:
+            logger.info("session %s was deleted while node %s was away", sid, primary.label)
+            return Loaded()
+        if backup is not None and backup.revision > copy.revision:
+            return Loaded(backup, from_backup=True, relocate=True)
+        fresh = replace(copy, written_at=self.clock.time())
+        ttl = max(1, int(copy.expires_at - self.clock.time()))
+        data, key = self.pack(fresh), self.primary_key(sid)
+        self._try(primary, lambda store: store.replace(key, data, ttl))
+        return Loaded(copy)
+
+    # -- writing ------------------------------------------------------------------------------
+    def _try(self, node: Node, operation: Callable[[Store], object]) -> bool:
+        try:
+            self.registry.call(node, operation)
+        except NodeUnavailable:
+            return False
+        return True
+
+    def write_backup(self, sid: SessionId, primary: Node, data: bytes, ttl: int) -> Node | None:
+        """Store the backup copy on the first backup node that takes it."""
+        key = self.backup_key(sid)
+        for node in self.registry.backup_nodes(primary):
+            if self._try(node, lambda store: store.set(key, data, ttl)):
+                return node
+        if self.registry.backup_nodes(primary):
+            logger.warning("session %s has no backup copy: no backup node available", sid)
+        return None
+
+    def create(self, copy: Copy, ttl: int, route: str | None) -> SessionId:
+        """Store a new session under a fresh key on an available node (atomic ``add``)."""
+        data = self.pack(copy)
+        causes: dict[str, str] = {}
+        for node in self.registry.new_session_nodes():
+            for _ in range(CREATE_ATTEMPTS):
+                sid = new_id(node.id, route)
+                key = self.primary_key(sid)
+                try:
+                    added = self.registry.call(node, lambda s, k=key: s.add(k, data, ttl))
+                except NodeUnavailable as exc:
+                    causes[node.label] = str(exc.cause)
+                    break
+                if added:
+                    self.write_backup(sid, node, data, ttl)
+                    return sid
+            else:
+                causes[node.label] = f"{CREATE_ATTEMPTS} key collisions in a row"
+        raise NoNodesAvailable(causes)
+
+    def add(self, sid: SessionId, primary: Node, copy: Copy, ttl: int) -> bool:
+        """Store a session under a given key only if the key is free."""
+        data = self.pack(copy)
+        added = self.registry.call(primary, lambda s: s.add(self.primary_key(sid), data, ttl))
+        if added:
+            self.write_backup(sid, primary, data, ttl)
+        return added
+
+    def update(self, sid: SessionId, primary: Node, copy: Copy, ttl: int) -> UpdateResult:
+        """Rewrite an existing session in one round trip (``replace``), never resurrecting it.
+
+        Raises NodeUnavailable when the primary cannot be written: the caller relocates.
+        """
+        data = self.pack(copy)
+        key = self.primary_key(sid)
+        if self.registry.call(primary, lambda store: store.replace(key, data, ttl)):
+            self.write_backup(sid, primary, data, ttl)
+            return UpdateResult.STORED
+        return self._after_primary_miss(sid, primary)
+
+    def touch(self, sid: SessionId, primary: Node, copy: Copy, ttl: int) -> UpdateResult:
+        """Refresh the expiry of both copies without rewriting them; repair a missing backup.
+
+        Raises NodeUnavailable when the primary cannot be reached.
+        """
+        key = self.primary_key(sid)
+        if not self.registry.call(primary, lambda store: store.touch(key, ttl)):
+            return self._after_primary_miss(sid, primary)
+        bkey = self.backup_key(sid)
+        for node in self.registry.backup_nodes(primary):
+            try:
+                touched = self.registry.call(node, lambda store: store.touch(bkey, ttl))
+            except NodeUnavailable:
+                continue
+            if not touched:
+                self.write_backup(sid, primary, self.pack(copy), ttl)
+            break
+        return UpdateResult.STORED
+
+    def _after_primary_miss(self, sid: SessionId, primary: Node) -> UpdateResult:
+        """The primary has no copy: LOST if a backup copy lives on, else DELETED."""
+        backup, _ = self._read_backup(sid, primary)
+        if backup is not None and not backup.is_tombstone:
+            return UpdateResult.LOST
+        return UpdateResult.DELETED
+
+    def delete(self, sid: SessionId, primary: Node, ttl: int, revision: int = 0) -> None:
+        """Remove every copy; where a place cannot be reached, leave tombstones elsewhere."""
+        places = [(primary, self.primary_key(sid))]
+        places += [(node, self.backup_key(sid)) for node in self.registry.backup_nodes(primary)]
+        reached = [(n, k) for n, k in places if self._try(n, lambda s, k=k: s.delete(k))]
+        if len(reached) == len(places):
+            return
+        if not reached:
+            logger.error("session %s could not be deleted: no node holding it answered", sid)
+            return
+        now = self.clock.time()
+        tombstone = self.pack(Copy(Kind.TOMBSTONE, revision + 1, now, now + ttl))
+        for node, key in reached:
+            self._try(node, lambda store, key=key: store.set(key, tombstone, ttl))

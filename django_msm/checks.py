@@ -1,0 +1,137 @@
+"""System checks: the one validator of ``DJANGO_MSM``. Ids are never reused.
+
+Every message is a module constant (or built from one) and is tested by exact equality.
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, register
+
+from .conf import CONFIG_DEFAULTS, raw_settings
+from .nodes import NodeKind, NodeSpecError, duplicate_ids, parse_nodes, split_spec
+
+E001 = "DJANGO_MSM must be a dict."
+E002 = "DJANGO_MSM has unknown key {key!r}."
+E003 = "DJANGO_MSM['MEMCACHED_NODES'] is invalid: {error}."
+E004 = "DJANGO_MSM['MEMCACHED_NODES'] repeats node id {node_id!r}."
+E005 = "DJANGO_MSM['FAILOVER_NODES'] names unknown node {node_id!r}."
+E006 = "DJANGO_MSM['FAILOVER_NODES'] lists every node."
+E007 = "DJANGO_MSM['FAILOVER_NODES'] needs nodes with ids."
+E008 = "DJANGO_MSM[{key!r}] must be a positive number of seconds."
+E009 = "DJANGO_MSM['STORAGE_KEY_PREFIX'] has unsupported token {token!r}."
+E010 = "DJANGO_MSM['MEMCACHED_NODES'] node {node!r}: {kind} nodes are not supported yet."
+E011 = "DJANGO_MSM[{key!r}] must be a positive integer."
+E012 = "DJANGO_MSM[{key!r}] is not supported yet; only {default!r} is accepted."
+
+HINT_E001 = "Set DJANGO_MSM = {'MEMCACHED_NODES': 'n1:host1:11211,n2:host2:11211'}."
+HINT_E002 = "Known keys: {known}."
+HINT_E003 = "Use 'id:host:port' entries separated by commas, or a single 'host:port'."
+HINT_E004 = "Give every node its own id."
+HINT_E005 = "Use ids from MEMCACHED_NODES."
+HINT_E006 = "Leave at least one regular node out of FAILOVER_NODES."
+HINT_E007 = "Configure two or more nodes as 'id:host:port'."
+HINT_E008 = "Use a duration in seconds greater than 0, such as 1.0."
+HINT_E009 = "Use 'static:<name>' tokens of letters, digits, '_', '.' and '-'."
+HINT_E010 = "Use memcached nodes 'id:host:port' until Redis support lands."
+HINT_E011 = "Use a whole number greater than 0."
+HINT_E012 = "Remove the key or set it to its default."
+
+DURATION_KEYS = ("OPERATION_TIMEOUT", "RETRY_TIMEOUT", "LOCK_EXPIRATION", "SESSION_BACKUP_TIMEOUT")
+POSITIVE_INT_KEYS = ("MAX_SESSION_SIZE", "COMPRESS_MIN_SIZE", "RETRY_ATTEMPTS")
+PLANNED_KEYS = (
+    "STICKY", "ROUTE", "LOCKING_MODE", "REQUEST_URI_IGNORE_PATTERN", "SESSION_ATTRIBUTE_FILTER",
+    "SESSION_BACKUP_ASYNC", "BACKUP_THREAD_COUNT", "ENABLE_STATISTICS", "ENABLED",
+    "LOCK_EXPIRATION", "SESSION_BACKUP_TIMEOUT",
+)
+_STATIC_TOKEN = re.compile(r"\Astatic:[A-Za-z0-9_.-]{1,64}\Z")
+
+
+def _error(msg: str, hint: str, number: int, **fmt: Any) -> Error:
+    return Error(msg.format(**fmt), hint=hint.format(**fmt), id=f"django_msm.E{number:03d}")
+
+
+def _check_nodes(raw: dict[str, Any]) -> list[CheckMessage]:
+    try:
+        nodes = parse_nodes(raw["MEMCACHED_NODES"])
+    except NodeSpecError as exc:
+        return [_error(E003, HINT_E003, 3, error=str(exc))]
+    errors = [_error(E004, HINT_E004, 4, node_id=dup) for dup in duplicate_ids(nodes)]
+    errors += [
+        _error(E010, HINT_E010, 10, node=node.label, kind=node.kind.value.capitalize())
+        for node in nodes
+        if node.kind is not NodeKind.MEMCACHED
+    ]
+    return errors + _check_failover(raw, nodes)
+
+
+def _check_failover(raw: dict[str, Any], nodes: tuple[Any, ...]) -> list[CheckMessage]:
+    try:
+        failover = split_spec(raw["FAILOVER_NODES"])
+    except NodeSpecError as exc:
+        return [_error(E003, HINT_E003, 3, error=str(exc))]
+    if not failover:
+        return []
+    if len(nodes) < 2 or nodes[0].id is None:
+        return [_error(E007, HINT_E007, 7)]
+    ids = {node.id for node in nodes}
+    errors = [_error(E005, HINT_E005, 5, node_id=i) for i in failover if i not in ids]
+    if not errors and ids <= set(failover):
+        errors.append(_error(E006, HINT_E006, 6))
+    return errors
+
+
+def _check_numbers(raw: dict[str, Any]) -> list[CheckMessage]:
+    def positive(value: Any, kind: type) -> bool:
+        return isinstance(value, kind) and not isinstance(value, bool) and value > 0
+
+    errors = [
+        _error(E008, HINT_E008, 8, key=key)
+        for key in DURATION_KEYS
+        if not positive(raw[key], numbers.Real)
+    ]
+    return errors + [
+        _error(E011, HINT_E011, 11, key=key)
+        for key in POSITIVE_INT_KEYS
+        if not positive(raw[key], int)
+    ]
+
+
+def _check_prefix(raw: dict[str, Any]) -> list[CheckMessage]:
+    value = raw["STORAGE_KEY_PREFIX"]
+    tokens = split_spec(value) if isinstance(value, str) else [repr(value)]
+    return [
+        _error(E009, HINT_E009, 9, token=token)
+        for token in tokens
+        if not _STATIC_TOKEN.match(token)
+    ]
+
+
+def validate() -> list[CheckMessage]:
+    """Return every problem of the current DJANGO_MSM setting."""
+    user = getattr(settings, "DJANGO_MSM", {})
+    if not isinstance(user, dict):
+        return [_error(E001, HINT_E001, 1)]
+    known = ", ".join(CONFIG_DEFAULTS)
+    errors = [
+        _error(E002, HINT_E002, 2, key=key, known=known)
+        for key in user
+        if key not in CONFIG_DEFAULTS
+    ]
+    errors += [
+        _error(E012, HINT_E012, 12, key=key, default=CONFIG_DEFAULTS[key])
+        for key in PLANNED_KEYS
+        if key in user and user[key] != CONFIG_DEFAULTS[key]
+    ]
+    raw = raw_settings()
+    return errors + _check_nodes(raw) + _check_numbers(raw) + _check_prefix(raw)
+
+
+@register("django_msm")
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Report bad DJANGO_MSM values before the first request does."""
+    return validate()

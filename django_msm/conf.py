@@ -1,0 +1,136 @@
+"""The one reader of the ``DJANGO_MSM`` setting.
+
+Settings are read lazily, on first use, and the result is dropped whenever a setting it depends on
+changes (``setting_changed``), so ``override_settings`` works in tests. Validation lives in
+``checks.py``; this module only turns a valid dict into a typed, frozen config.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
+
+from .exceptions import ConfigurationError
+from .nodes import Node, parse_nodes, split_spec
+
+CONFIG_DEFAULTS: dict[str, Any] = {
+    "MEMCACHED_NODES": "127.0.0.1:11211",
+    "FAILOVER_NODES": "",
+    "OPERATION_TIMEOUT": 1.0,
+    "STORAGE_KEY_PREFIX": "",
+    "MAX_SESSION_SIZE": 1_000_000,
+    "COMPRESS_MIN_SIZE": 4096,
+    "RETRY_TIMEOUT": 1.0,
+    "RETRY_ATTEMPTS": 2,
+    # Keys of msm that later releases implement; only their defaults are accepted for now.
+    "STICKY": False,
+    "ROUTE": None,
+    "LOCKING_MODE": "none",
+    "LOCK_EXPIRATION": 5.0,
+    "REQUEST_URI_IGNORE_PATTERN": None,
+    "SESSION_ATTRIBUTE_FILTER": None,
+    "SESSION_BACKUP_ASYNC": False,
+    "BACKUP_THREAD_COUNT": None,
+    "SESSION_BACKUP_TIMEOUT": 0.1,
+    "ENABLE_STATISTICS": True,
+    "ENABLED": True,
+}
+
+# Django settings whose change invalidates the cached config.
+WATCHED_SETTINGS = frozenset(
+    {"DJANGO_MSM", "SECRET_KEY", "SECRET_KEY_FALLBACKS", "SESSION_SERIALIZER"}
+)
+SIGNING_SALT = b"django_msm.envelope"
+
+
+@dataclass(frozen=True)
+class MsmConfig:
+    """The typed, validated settings the core works with."""
+
+    nodes: tuple[Node, ...]
+    operation_timeout: float
+    storage_prefix: str
+    max_session_size: int
+    compress_min_size: int
+    retry_timeout: float
+    retry_attempts: int
+    serializer: Any
+    signing_keys: tuple[bytes, ...]
+
+    @property
+    def regular_nodes(self) -> tuple[Node, ...]:
+        return tuple(node for node in self.nodes if not node.failover)
+
+    @property
+    def failover_nodes(self) -> tuple[Node, ...]:
+        return tuple(node for node in self.nodes if node.failover)
+
+
+def raw_settings() -> dict[str, Any]:
+    """Return DJANGO_MSM merged over the defaults (unvalidated)."""
+    user = getattr(settings, "DJANGO_MSM", {})
+    merged = dict(CONFIG_DEFAULTS)
+    if isinstance(user, dict):
+        merged.update(user)
+    return merged
+
+
+def storage_prefix(value: str) -> str:
+    """Build msm's storage key prefix: ``static:x`` tokens joined by ``:``, then ``_``."""
+    parts = [token.split(":", 1)[1] for token in split_spec(value)]
+    joined = ":".join(part for part in parts if part)
+    return f"{joined}_" if joined else ""
+
+
+def _signing_keys() -> tuple[bytes, ...]:
+    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    return tuple(hashlib.sha256(SIGNING_SALT + str(s).encode()).digest() for s in secrets)
+
+
+def _ordered_nodes(raw: dict[str, Any]) -> tuple[Node, ...]:
+    """Regular nodes in configured order, then failover nodes: the backup walk order."""
+    failover_ids = set(split_spec(raw["FAILOVER_NODES"]))
+    nodes = [
+        Node(n.id, n.kind, n.address, failover=n.id in failover_ids)
+        for n in parse_nodes(raw["MEMCACHED_NODES"])
+    ]
+    return tuple(sorted(nodes, key=lambda node: node.failover))
+
+
+@functools.cache
+def get_config() -> MsmConfig:
+    """Return the validated config; raise ConfigurationError naming the first problem."""
+    from .checks import validate  # checks imports this module
+
+    raw = raw_settings()
+    errors = [message for message in validate() if message.is_serious()]
+    if errors:
+        first = errors[0]
+        raise ConfigurationError(f"{first.id}: {first.msg} ({first.hint})")
+    return MsmConfig(
+        nodes=_ordered_nodes(raw),
+        operation_timeout=float(raw["OPERATION_TIMEOUT"]),
+        storage_prefix=storage_prefix(raw["STORAGE_KEY_PREFIX"]),
+        max_session_size=int(raw["MAX_SESSION_SIZE"]),
+        compress_min_size=int(raw["COMPRESS_MIN_SIZE"]),
+        retry_timeout=float(raw["RETRY_TIMEOUT"]),
+        retry_attempts=int(raw["RETRY_ATTEMPTS"]),
+        serializer=import_string(settings.SESSION_SERIALIZER),
+        signing_keys=_signing_keys(),
+    )
+
+
+@receiver(setting_changed)
+def _clear_config(*, setting: str, **kwargs: Any) -> None:
+    if setting in WATCHED_SETTINGS:
+        get_config.cache_clear()
+        from .registry import reset_registry
+
+        reset_registry()

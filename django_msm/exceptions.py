@@ -1,0 +1,71 @@
+"""The one exception tree of django_msm.
+
+    MSMError
+    ├── ConfigurationError (also django.core.exceptions.ImproperlyConfigured)
+    ├── NodeError
+    │   ├── NodeUnavailable      a node refused, reset or timed out: quarantine it
+    │   ├── NoNodesAvailable     no node could take a new or relocated session
+    │   └── ItemTooLarge         the node refused the item for its size
+    ├── SessionTooLarge          a session is larger than MAX_SESSION_SIZE
+    └── CorruptCopy              stored bytes failed the signature or could not be decoded
+
+Driver errors (pymemcache, sockets) are always wrapped with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class MSMError(Exception):
+    """Raised for any django_msm failure; the base of the tree."""
+
+
+class ConfigurationError(MSMError, ImproperlyConfigured):
+    """Raised when DJANGO_MSM cannot be used; system checks report the same problems earlier."""
+
+
+class NodeError(MSMError):
+    """Raised when a node operation did not succeed."""
+
+
+class NodeUnavailable(NodeError):
+    """Raised when a node refused a connection, reset it or did not answer in time."""
+
+    def __init__(self, node_id: str, cause: BaseException | str, *, refused: bool = False):
+        self.node_id = node_id
+        self.cause = cause
+        self.refused = refused
+        super().__init__(node_id, cause)
+
+    def __str__(self) -> str:
+        return f"node {self.node_id!r} unavailable: {self.cause!r}"
+
+
+class NoNodesAvailable(NodeError):
+    """Raised when no node is available to store a new or relocated session."""
+
+    def __init__(self, causes: dict[str, str]):
+        self.causes = causes
+        detail = "; ".join(f"{node}: {why}" for node, why in causes.items()) or "no nodes"
+        super().__init__(f"no memcached node can store the session ({detail})")
+
+
+class ItemTooLarge(NodeError):
+    """Raised when a node answered that the item is too large to store."""
+
+
+class SessionTooLarge(MSMError):
+    """Raised when a session's stored form is over MAX_SESSION_SIZE; nothing was written."""
+
+    def __init__(self, size: int, limit: int):
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"session is {size} bytes after serialization and compression, over the "
+            f"MAX_SESSION_SIZE limit of {limit} bytes; the stored copy was left as it was"
+        )
+
+
+class CorruptCopy(MSMError):
+    """Raised when stored bytes fail their signature or cannot be decoded."""

@@ -1,0 +1,88 @@
+"""Node health: quarantine with hysteresis, probing, and the "rejoined" mark.
+
+* Any error or timeout quarantines a node for ``RETRY_TIMEOUT``: reads and writes skip it, so
+  only the first request to meet a hung node waits up to ``OPERATION_TIMEOUT``.
+* After ``RETRY_TIMEOUT`` one request is let through as a probe; success brings the node back.
+* A node is *dead* only after ``RETRY_ATTEMPTS`` consecutive failures (a refused connection
+  counts as all of them: nobody is listening). Sessions are moved off a node only when it is
+  dead or when they change, so one slow reply does not relocate everyone (msm #222/#279).
+* ``rejoined_at`` (wall clock) marks when a quarantined node came back: copies it holds that
+  were written earlier may predate a deletion that could not reach it, and are verified.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+
+from .clock import Clock
+from .exceptions import NodeUnavailable
+
+logger = logging.getLogger(__name__)
+
+
+class NodeState(enum.Enum):
+    UP = "up"
+    QUARANTINED = "quarantined"
+
+
+class NodeHealth:
+    """This process's view of one node. Thread-safe: requests share it."""
+
+    def __init__(self, label: str, retry_timeout: float, retry_attempts: int, clock: Clock):
+        self.label = label
+        self.retry_timeout = retry_timeout
+        self.retry_attempts = retry_attempts
+        self.clock = clock
+        self.state = NodeState.UP
+        self.failures = 0
+        self.last_error = ""
+        self.down_since: float | None = None
+        self.rejoined_at: float | None = None
+        self._retry_at = 0.0
+        self._lock = threading.Lock()
+
+    def available(self) -> bool:
+        """Return True if an operation may be sent now; lets one probe through per interval."""
+        if self.state is NodeState.UP:
+            return True
+        with self._lock:
+            now = self.clock.monotonic()
+            if self.state is NodeState.UP or now >= self._retry_at:
+                # This caller probes; the others keep skipping the node meanwhile.
+                self._retry_at = now + self.retry_timeout
+                return True
+            return False
+
+    def record_success(self) -> None:
+        """Note an answer from the node; a quarantined node is back."""
+        if self.state is NodeState.UP and self.failures == 0:
+            return
+        with self._lock:
+            if self.state is NodeState.QUARANTINED:
+                self.rejoined_at = self.clock.time()
+                logger.warning("memcached node %s is back after %d failures", self.label,
+                               self.failures)
+            self.state = NodeState.UP
+            self.failures = 0
+
+    def record_failure(self, error: NodeUnavailable) -> None:
+        """Quarantine the node after an error or timeout."""
+        with self._lock:
+            self.failures = max(self.failures + 1, self.retry_attempts if error.refused else 0)
+            self.last_error = str(error.cause)
+            if self.state is NodeState.UP:
+                self.down_since = self.clock.time()
+                logger.warning("memcached node %s quarantined: %s", self.label, error.cause)
+            self.state = NodeState.QUARANTINED
+            self._retry_at = self.clock.monotonic() + self.retry_timeout
+
+    @property
+    def dead(self) -> bool:
+        """True once failures are many enough to move sessions off the node."""
+        return self.state is NodeState.QUARANTINED and self.failures >= self.retry_attempts
+
+    def suspect(self, written_at: float) -> bool:
+        """True for a copy on this node written before the node last came back."""
+        return self.rejoined_at is not None and written_at < self.rejoined_at

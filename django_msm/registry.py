@@ -1,0 +1,109 @@
+"""NodeRegistry: the configured nodes, their store adapters and their health, per process.
+
+The registry is process-global on purpose: connection pools and the health view must be shared
+by all requests of a process (a per-request or per-thread view would re-learn every failure,
+which is what makes Django's per-thread cache clients disagree about dead nodes). It is built
+lazily under a lock and dropped by ``reset_registry()`` when the settings change.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from .clock import Clock, SystemClock
+from .conf import MsmConfig, get_config
+from .exceptions import NodeUnavailable
+from .failover import NodeHealth
+from .nodes import Node
+from .session_id import SessionId
+from .stores import Store, create_store
+
+T = TypeVar("T")
+
+
+class NodeRegistry:
+    """Node lookup, selection for new sessions, backup placement and guarded node calls."""
+
+    def __init__(
+        self,
+        config: MsmConfig,
+        clock: Clock | None = None,
+        stores: dict[Node, Store] | None = None,
+    ):
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.nodes = config.nodes
+        self.stores = stores or {
+            node: create_store(node, config.operation_timeout, self.clock) for node in self.nodes
+        }
+        self.health = {
+            node: NodeHealth(node.label, config.retry_timeout, config.retry_attempts, self.clock)
+            for node in self.nodes
+        }
+        self._by_id = {node.id: node for node in self.nodes}
+
+    def node_for(self, sid: SessionId) -> Node | None:
+        """Return the node a key names, or None if the key does not fit this configuration."""
+        return self._by_id.get(sid.node_id)
+
+    def new_session_nodes(self) -> list[Node]:
+        """Available nodes for a new session: regular ones in random order, then failover ones."""
+        regular = [n for n in self.nodes if not n.failover and self.health[n].available()]
+        failover = [n for n in self.nodes if n.failover and self.health[n].available()]
+        random.shuffle(regular)
+        random.shuffle(failover)
+        return regular + failover
+
+    def backup_nodes(self, primary: Node) -> list[Node]:
+        """Nodes after ``primary`` in configured order (failover nodes last), wrapping around.
+
+        Every process computes the same list; writers take the first node that is not
+        quarantined, readers walk it in order. The walk is bounded by the node count (msm #404).
+        """
+        index = self.nodes.index(primary)
+        return list(self.nodes[index + 1 :] + self.nodes[:index])
+
+    def call(self, node: Node, operation: Callable[[Store], T]) -> T:
+        """Run ``operation`` on ``node``'s store, skipping quarantined nodes, recording health."""
+        health = self.health[node]
+        if not health.available():
+            raise NodeUnavailable(node.label, "quarantined")
+        try:
+            result = operation(self.stores[node])
+        except NodeUnavailable as exc:
+            health.record_failure(exc)
+            raise
+        health.record_success()
+        return result
+
+    def close(self) -> None:
+        for store in self.stores.values():
+            store.close()
+
+
+_registry: NodeRegistry | None = None
+_registry_lock = threading.Lock()
+
+
+def get_registry() -> NodeRegistry:
+    """Return the process's registry, building it from the settings on first use."""
+    global _registry
+    registry = _registry
+    if registry is None:
+        with _registry_lock:
+            if _registry is None:
+                _registry = NodeRegistry(get_config())
+            registry = _registry
+    return registry
+
+
+def reset_registry() -> None:
+    """Drop the registry (settings changed, or a test wants a fresh health view)."""
+    global _registry
+    with _registry_lock:
+        if _registry is not None:
+            _registry.close()
+        _registry = None

@@ -1,0 +1,106 @@
+"""memcached nodes through pymemcache: one thread-safe connection pool per node.
+
+Writes always wait for the server's answer (``default_noreply=False``, as Django's own
+``PyMemcacheCache`` does): a session write that cannot fail is a session write nobody checked.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from pymemcache.client.base import PooledClient
+from pymemcache.exceptions import MemcacheError, MemcacheServerError
+
+from ..clock import Clock, SystemClock
+from ..exceptions import ItemTooLarge, NodeUnavailable
+from ..nodes import Node
+from .base import Store
+
+logger = logging.getLogger(__name__)
+
+# memcached reads an exptime above 30 days as an absolute unix time (msm #228; Django agrees).
+RELATIVE_TTL_LIMIT = 60 * 60 * 24 * 30
+_TOO_LARGE = (b"object too large", b"out of memory storing object")
+T = TypeVar("T")
+
+
+def exptime(ttl: int, now: float) -> int:
+    """Translate a relative ttl into memcached's exptime."""
+    if ttl <= 0:
+        return -1
+    if ttl > RELATIVE_TTL_LIMIT:
+        return int(now) + ttl
+    return ttl
+
+
+def _wrap_errors(method: Callable[..., T]) -> Callable[..., T]:
+    """Turn pymemcache and socket errors into the core's exceptions."""
+
+    @functools.wraps(method)
+    def wrapper(self: MemcachedStore, *args: object) -> T:
+        try:
+            return method(self, *args)
+        except MemcacheServerError as exc:
+            if any(marker in str(exc).encode() for marker in _TOO_LARGE):
+                raise ItemTooLarge(f"node {self.node.label!r}: {exc}") from exc
+            raise NodeUnavailable(self.node.label, exc) from exc
+        except ConnectionRefusedError as exc:
+            raise NodeUnavailable(self.node.label, exc, refused=True) from exc
+        except (OSError, MemcacheError) as exc:
+            raise NodeUnavailable(self.node.label, exc) from exc
+
+    return wrapper
+
+
+class MemcachedStore(Store):
+    """A memcached node: pooled pymemcache client with bounded connect and operation timeouts."""
+
+    def __init__(self, node: Node, timeout: float, clock: Clock | None = None):
+        super().__init__(node)
+        host, _, port = node.address.rpartition(":")
+        self.clock = clock or SystemClock()
+        self.client = PooledClient(
+            (host.strip("[]"), int(port)),
+            connect_timeout=timeout,
+            timeout=timeout,
+            no_delay=True,
+            default_noreply=False,
+            allow_unicode_keys=False,
+        )
+
+    def _exp(self, ttl: int) -> int:
+        return exptime(ttl, self.clock.time())
+
+    @_wrap_errors
+    def get(self, key: str) -> bytes | None:
+        return self.client.get(key)
+
+    @_wrap_errors
+    def add(self, key: str, value: bytes, ttl: int) -> bool:
+        return bool(self.client.add(key, value, expire=self._exp(ttl), noreply=False))
+
+    @_wrap_errors
+    def replace(self, key: str, value: bytes, ttl: int) -> bool:
+        return bool(self.client.replace(key, value, expire=self._exp(ttl), noreply=False))
+
+    @_wrap_errors
+    def set(self, key: str, value: bytes, ttl: int) -> None:
+        self.client.set(key, value, expire=self._exp(ttl), noreply=False)
+
+    @_wrap_errors
+    def touch(self, key: str, ttl: int) -> bool:
+        return bool(self.client.touch(key, expire=self._exp(ttl), noreply=False))
+
+    @_wrap_errors
+    def delete(self, key: str) -> bool:
+        return bool(self.client.delete(key, noreply=False))
+
+    @_wrap_errors
+    def ping(self) -> None:
+        self.client.version()
+
+    def close(self) -> None:
+        self.client.close()

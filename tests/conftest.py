@@ -1,0 +1,34 @@
+"""Fixtures that start real memcached processes and point DJANGO_MSM at them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.servers import MemcachedProcess
+
+
+@pytest.fixture
+def memcached_nodes() -> Iterator[Callable[..., list[MemcachedProcess]]]:
+    """Factory: start N memcached nodes named n1..nN; all are killed after the test."""
+    started: list[MemcachedProcess] = []
+
+    def start(count: int, **kwargs: object) -> list[MemcachedProcess]:
+        nodes = [MemcachedProcess(f"n{i + 1}", **kwargs).start() for i in range(count)]
+        started.extend(nodes)
+        return nodes
+
+    yield start
+    for node in started:
+        node.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registry() -> Iterator[None]:
+    """Every test starts with a fresh node registry (pools and health view)."""
+    from django_msm.registry import reset_registry
+
+    reset_registry()
+    yield
+    reset_registry()
