@@ -24,6 +24,7 @@ from .exceptions import CorruptCopy, NodeUnavailable, NoNodesAvailable, SessionT
 from .nodes import Node
 from .registry import NodeRegistry
 from .session_id import SessionId, new_id
+from .stats import statistics
 from .stores import Store
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class BackupSessionService:
         data = pack(copy, self.config.signing_keys[0], self.config.compress_min_size)
         if len(data) > self.config.max_session_size:
             raise SessionTooLarge(len(data), self.config.max_session_size)
+        statistics.observe("serialized_size", len(data))
         return data
 
     def _decode(self, node: Node, data: bytes | None) -> Copy | None:
@@ -78,6 +80,7 @@ class BackupSessionService:
         try:
             return unpack(data, self.config.signing_keys)
         except CorruptCopy as exc:
+            statistics.incr("corrupt_copies")
             logger.warning("unreadable session copy on node %s: %s", node.label, exc)
             return None
 
@@ -103,6 +106,16 @@ class BackupSessionService:
 
     def load(self, sid: SessionId, primary: Node) -> Loaded:
         """Return the current copy of a session, from its primary or else from its backup."""
+        loaded = self._load(sid, primary)
+        if loaded.unreachable:
+            statistics.incr("loads_unreachable")
+        elif loaded.copy is None:
+            statistics.incr("load_misses")
+        else:
+            statistics.incr("loads_backup" if loaded.from_backup else "loads_primary")
+        return loaded
+
+    def _load(self, sid: SessionId, primary: Node) -> Loaded:
         key = self.primary_key(sid)
         try:
             data = self.registry.call(primary, lambda store: store.get(key))
@@ -155,6 +168,7 @@ class BackupSessionService:
             if self._try(node, lambda store: store.set(key, data, ttl)):
                 return node
         if self.registry.backup_nodes(primary):
+            statistics.incr("backup_write_failures")
             logger.warning("session %s has no backup copy: no backup node available", sid)
         return None
 
@@ -172,6 +186,7 @@ class BackupSessionService:
                     causes[node.label] = str(exc.cause)
                     break
                 if added:
+                    statistics.incr("creates")
                     self.write_backup(sid, node, data, ttl)
                     return sid
             else:
@@ -194,6 +209,7 @@ class BackupSessionService:
         data = self.pack(copy)
         key = self.primary_key(sid)
         if self.registry.call(primary, lambda store: store.replace(key, data, ttl)):
+            statistics.incr("saves")
             self.write_backup(sid, primary, data, ttl)
             return UpdateResult.STORED
         return self._after_primary_miss(sid, primary)
@@ -215,6 +231,7 @@ class BackupSessionService:
             if not touched:
                 self.write_backup(sid, primary, self.pack(copy), ttl)
             break
+        statistics.incr("touches")
         return UpdateResult.STORED
 
     def _after_primary_miss(self, sid: SessionId, primary: Node) -> UpdateResult:
@@ -226,6 +243,7 @@ class BackupSessionService:
 
     def delete(self, sid: SessionId, primary: Node, ttl: int, revision: int = 0) -> None:
         """Remove every copy; where a place cannot be reached, leave tombstones elsewhere."""
+        statistics.incr("deletes")
         places = [(primary, self.primary_key(sid))]
         places += [(node, self.backup_key(sid)) for node in self.registry.backup_nodes(primary)]
         reached = [(n, k) for n, k in places if self._try(n, lambda s, k=k: s.delete(k))]

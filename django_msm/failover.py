@@ -18,6 +18,8 @@ import threading
 
 from .clock import Clock
 from .exceptions import NodeUnavailable
+from .signals import node_down, node_up
+from .stats import statistics
 
 logger = logging.getLogger(__name__)
 
@@ -60,23 +62,29 @@ class NodeHealth:
         if self.state is NodeState.UP and self.failures == 0:
             return
         with self._lock:
-            if self.state is NodeState.QUARANTINED:
+            came_back = self.state is NodeState.QUARANTINED
+            if came_back:
                 self.rejoined_at = self.clock.time()
-                logger.warning("memcached node %s is back after %d failures", self.label,
-                               self.failures)
+                logger.warning("node %s is back after %d failures", self.label, self.failures)
             self.state = NodeState.UP
             self.failures = 0
+        if came_back:
+            node_up.send(sender=NodeHealth, node_id=self.label)
 
     def record_failure(self, error: NodeUnavailable) -> None:
         """Quarantine the node after an error or timeout."""
+        statistics.incr("node_errors")
         with self._lock:
             self.failures = max(self.failures + 1, self.retry_attempts if error.refused else 0)
             self.last_error = str(error.cause)
-            if self.state is NodeState.UP:
+            went_down = self.state is NodeState.UP
+            if went_down:
                 self.down_since = self.clock.time()
-                logger.warning("memcached node %s quarantined: %s", self.label, error.cause)
+                logger.warning("node %s quarantined: %s", self.label, error.cause)
             self.state = NodeState.QUARANTINED
             self._retry_at = self.clock.monotonic() + self.retry_timeout
+        if went_down:
+            node_down.send(sender=NodeHealth, node_id=self.label, error=self.last_error)
 
     @property
     def dead(self) -> bool:

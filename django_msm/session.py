@@ -26,6 +26,8 @@ from .exceptions import NodeUnavailable
 from .nodes import Node
 from .registry import get_registry
 from .session_id import SessionId
+from .signals import session_relocated
+from .stats import statistics
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +92,8 @@ class SessionStore(SessionBase):
     # -- SessionBase contract ------------------------------------------------------------------
     def load(self) -> dict[str, Any]:
         located = self._locate(self._session_key)
-        loaded = self._service.load(*located) if located is not None else None
+        with statistics.timer("load"):
+            loaded = self._service.load(*located) if located is not None else None
         if loaded is not None and loaded.unreachable:
             logger.warning("no copy of session %s reachable; serving it empty", located[0])
             self._unreachable = True
@@ -143,6 +146,7 @@ class SessionStore(SessionBase):
             # Unchanged content: refresh the expiry with a touch, which also tells whether the
             # session was deleted meanwhile (Django's UpdateError contract).
             return self._touch(payload)
+        statistics.incr("saves_skipped_unchanged")
         return None
 
     def _save_new(self, payload: bytes) -> None:
@@ -197,8 +201,10 @@ class SessionStore(SessionBase):
         new_sid = self._service.create(copy, ttl, old_sid.route)
         self._service.delete(old_sid, old_node, ttl, copy.revision)
         logger.info("session %s relocated to %s", old_sid, new_sid)
+        statistics.incr("relocations")
         self._session_key = str(new_sid)
         self._remember(copy)
+        session_relocated.send(sender=type(self), old_key=str(old_sid), new_key=str(new_sid))
 
     def _refresh_due(self, copy: Copy) -> bool:
         """True when less than half of the stored lifetime is left (SAVE_EVERY_REQUEST)."""
