@@ -49,6 +49,7 @@ class Loaded:
     from_backup: bool = False
     relocate: bool = False
     unreachable: bool = False
+    token: bytes | None = None  # version token of the primary copy (sticky mode's check)
 
 
 class BackupSessionService:
@@ -118,7 +119,7 @@ class BackupSessionService:
     def _load(self, sid: SessionId, primary: Node) -> Loaded:
         key = self.primary_key(sid)
         try:
-            data = self.registry.call(primary, lambda store: store.get(key))
+            data, token = self.registry.call(primary, lambda store: store.get_versioned(key))
         except NodeUnavailable:
             copy, _ = self._read_backup(sid, primary)
             if copy is None or copy.is_tombstone:
@@ -137,7 +138,14 @@ class BackupSessionService:
             return Loaded()
         if self.registry.health[primary].suspect(copy.written_at):
             return self._verify(sid, primary, copy)
-        return Loaded(copy)
+        if primary.failover and self.registry.regular_available():
+            return Loaded(copy, relocate=True, token=token)  # back to a regular node
+        return Loaded(copy, token=token)
+
+    def version(self, sid: SessionId, primary: Node) -> bytes | None:
+        """Return the primary copy's version token without moving it (NodeUnavailable)."""
+        key = self.primary_key(sid)
+        return self.registry.call(primary, lambda store: store.version(key))
 
     def _verify(self, sid: SessionId, primary: Node, copy: Copy) -> Loaded:
         """Check a copy from a node that was away against the backup (no resurrection)."""
@@ -172,8 +180,11 @@ class BackupSessionService:
             logger.warning("session %s has no backup copy: no backup node available", sid)
         return None
 
-    def create(self, copy: Copy, ttl: int, route: str | None) -> SessionId:
-        """Store a new session under a fresh key on an available node (atomic ``add``)."""
+    def create(self, copy: Copy, ttl: int, route: str | None) -> tuple[SessionId, bytes]:
+        """Store a new session under a fresh key on an available node (atomic ``add``).
+
+        Return the key and the primary copy's version token.
+        """
         data = self.pack(copy)
         causes: dict[str, str] = {}
         for node in self.registry.new_session_nodes():
@@ -181,38 +192,43 @@ class BackupSessionService:
                 sid = new_id(node.id, route)
                 key = self.primary_key(sid)
                 try:
-                    added = self.registry.call(node, lambda s, k=key: s.add(k, data, ttl))
+                    token = self.registry.call(
+                        node, lambda s, k=key: s.add_versioned(k, data, ttl)
+                    )
                 except NodeUnavailable as exc:
                     causes[node.label] = str(exc.cause)
                     break
-                if added:
+                if token is not None:
                     statistics.incr("creates")
                     self.write_backup(sid, node, data, ttl)
-                    return sid
+                    return sid, token
             else:
                 causes[node.label] = f"{CREATE_ATTEMPTS} key collisions in a row"
         raise NoNodesAvailable(causes)
 
-    def add(self, sid: SessionId, primary: Node, copy: Copy, ttl: int) -> bool:
-        """Store a session under a given key only if the key is free."""
-        data = self.pack(copy)
-        added = self.registry.call(primary, lambda s: s.add(self.primary_key(sid), data, ttl))
-        if added:
+    def add(self, sid: SessionId, primary: Node, copy: Copy, ttl: int) -> bytes | None:
+        """Store a session under a given key only if the key is free; return its token."""
+        data, key = self.pack(copy), self.primary_key(sid)
+        token = self.registry.call(primary, lambda s: s.add_versioned(key, data, ttl))
+        if token is not None:
             self.write_backup(sid, primary, data, ttl)
-        return added
+        return token
 
-    def update(self, sid: SessionId, primary: Node, copy: Copy, ttl: int) -> UpdateResult:
+    def update(
+        self, sid: SessionId, primary: Node, copy: Copy, ttl: int
+    ) -> tuple[UpdateResult, bytes | None]:
         """Rewrite an existing session in one round trip (``replace``), never resurrecting it.
 
-        Raises NodeUnavailable when the primary cannot be written: the caller relocates.
+        Return the outcome and the new version token. Raises NodeUnavailable when the primary
+        cannot be written: the caller relocates.
         """
-        data = self.pack(copy)
-        key = self.primary_key(sid)
-        if self.registry.call(primary, lambda store: store.replace(key, data, ttl)):
+        data, key = self.pack(copy), self.primary_key(sid)
+        token = self.registry.call(primary, lambda store: store.replace_versioned(key, data, ttl))
+        if token is not None:
             statistics.incr("saves")
             self.write_backup(sid, primary, data, ttl)
-            return UpdateResult.STORED
-        return self._after_primary_miss(sid, primary)
+            return UpdateResult.STORED, token
+        return self._after_primary_miss(sid, primary), None
 
     def touch(self, sid: SessionId, primary: Node, copy: Copy, ttl: int) -> UpdateResult:
         """Refresh the expiry of both copies without rewriting them; repair a missing backup.

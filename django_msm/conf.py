@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,29 +20,35 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from .exceptions import ConfigurationError
-from .nodes import Node, parse_nodes, split_spec
+from .nodes import Node, NodeKind, parse_nodes, split_spec
+
+# ENABLED=False: one process-local node without id; no memcached is touched.
+LOCAL_NODE = Node(None, NodeKind.MEMORY, "process-local")
 
 CONFIG_DEFAULTS: dict[str, Any] = {
     "MEMCACHED_NODES": "127.0.0.1:11211",
     "FAILOVER_NODES": "",
+    "STICKY": False,
+    "ROUTE": None,
+    "REQUEST_URI_IGNORE_PATTERN": None,
+    "SESSION_BACKUP_ASYNC": False,
+    "BACKUP_THREAD_COUNT": None,  # None: the CPU count
+    "BACKUP_QUEUE_SIZE": 1000,
+    "SESSION_BACKUP_TIMEOUT": 0.1,
     "OPERATION_TIMEOUT": 1.0,
     "STORAGE_KEY_PREFIX": "",
+    "ENABLED": True,
     "MAX_SESSION_SIZE": 1_000_000,
     "COMPRESS_MIN_SIZE": 4096,
     "RETRY_TIMEOUT": 1.0,
     "RETRY_ATTEMPTS": 2,
+    "LOCAL_CACHE_ENTRIES": 10_000,
+    "LOCAL_CACHE_BYTES": 64 * 1024 * 1024,
     # Keys of msm that later releases implement; only their defaults are accepted for now.
-    "STICKY": False,
-    "ROUTE": None,
     "LOCKING_MODE": "none",
     "LOCK_EXPIRATION": 5.0,
-    "REQUEST_URI_IGNORE_PATTERN": None,
     "SESSION_ATTRIBUTE_FILTER": None,
-    "SESSION_BACKUP_ASYNC": False,
-    "BACKUP_THREAD_COUNT": None,
-    "SESSION_BACKUP_TIMEOUT": 0.1,
     "ENABLE_STATISTICS": True,
-    "ENABLED": True,
 }
 
 # Django settings whose change invalidates the cached config.
@@ -63,6 +71,15 @@ class MsmConfig:
     retry_attempts: int
     serializer: Any
     signing_keys: tuple[bytes, ...]
+    sticky: bool = False
+    route: str | None = None
+    ignore_pattern: re.Pattern[str] | None = None
+    backup_async: bool = False
+    backup_threads: int = 1
+    backup_queue_size: int = 1000
+    backup_timeout: float = 0.1
+    local_cache_entries: int = 10_000
+    local_cache_bytes: int = 64 * 1024 * 1024
 
     @property
     def regular_nodes(self) -> tuple[Node, ...]:
@@ -114,8 +131,9 @@ def get_config() -> MsmConfig:
     if errors:
         first = errors[0]
         raise ConfigurationError(f"{first.id}: {first.msg} ({first.hint})")
+    pattern = raw["REQUEST_URI_IGNORE_PATTERN"]
     return MsmConfig(
-        nodes=_ordered_nodes(raw),
+        nodes=_ordered_nodes(raw) if raw["ENABLED"] else (LOCAL_NODE,),
         operation_timeout=float(raw["OPERATION_TIMEOUT"]),
         storage_prefix=storage_prefix(raw["STORAGE_KEY_PREFIX"]),
         max_session_size=int(raw["MAX_SESSION_SIZE"]),
@@ -124,6 +142,15 @@ def get_config() -> MsmConfig:
         retry_attempts=int(raw["RETRY_ATTEMPTS"]),
         serializer=import_string(settings.SESSION_SERIALIZER),
         signing_keys=_signing_keys(),
+        sticky=bool(raw["STICKY"]),
+        route=raw["ROUTE"],
+        ignore_pattern=re.compile(pattern) if pattern else None,
+        backup_async=bool(raw["SESSION_BACKUP_ASYNC"]),
+        backup_threads=int(raw["BACKUP_THREAD_COUNT"] or os.cpu_count() or 1),
+        backup_queue_size=int(raw["BACKUP_QUEUE_SIZE"]),
+        backup_timeout=float(raw["SESSION_BACKUP_TIMEOUT"]),
+        local_cache_entries=int(raw["LOCAL_CACHE_ENTRIES"]),
+        local_cache_bytes=int(raw["LOCAL_CACHE_BYTES"]),
     )
 
 

@@ -23,6 +23,7 @@ class NodeKind(enum.Enum):
     MEMCACHED = "memcached"
     REDIS = "redis"
     CACHE = "cache"
+    MEMORY = "memory"  # ENABLED=False: process-local, never configured by users
 
 
 @dataclass(frozen=True)

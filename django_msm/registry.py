@@ -16,7 +16,8 @@ from typing import TypeVar
 from .clock import Clock, SystemClock
 from .conf import MsmConfig, get_config
 from .exceptions import NodeUnavailable
-from .failover import NodeHealth
+from .failover import NodeHealth, NodeState
+from .local import LocalSessions
 from .nodes import Node
 from .session_id import SessionId
 from .stores import Store, create_store
@@ -44,6 +45,12 @@ class NodeRegistry:
             for node in self.nodes
         }
         self._by_id = {node.id: node for node in self.nodes}
+        # Sticky mode's process-local primary copies (None in non-sticky mode).
+        self.local = (
+            LocalSessions(config.local_cache_entries, config.local_cache_bytes)
+            if config.sticky
+            else None
+        )
 
     def node_for(self, sid: SessionId) -> Node | None:
         """Return the node a key names, or None if the key does not fit this configuration."""
@@ -56,6 +63,12 @@ class NodeRegistry:
         random.shuffle(regular)
         random.shuffle(failover)
         return regular + failover
+
+    def regular_available(self) -> bool:
+        """True if some regular (non-failover) node is not quarantined."""
+        return any(
+            not node.failover and self.health[node].state is NodeState.UP for node in self.nodes
+        )
 
     def backup_nodes(self, primary: Node) -> list[Node]:
         """Nodes after ``primary`` in configured order (failover nodes last), wrapping around.

@@ -20,16 +20,18 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 
 from . import session_id
-from .backup import BackupSessionService, UpdateResult
+from .backup import BackupSessionService, Loaded, UpdateResult
 from .envelope import Copy
 from .exceptions import NodeUnavailable
+from .local import LocalEntry
 from .nodes import Node
-from .registry import get_registry
+from .registry import NodeRegistry, get_registry
 from .session_id import SessionId
-from .signals import session_relocated
+from .signals import session_relocated, session_taken_over
 from .stats import statistics
 
 logger = logging.getLogger(__name__)
+Located = tuple[SessionId, Node]
 
 
 def _digest(payload: bytes) -> bytes:
@@ -43,7 +45,7 @@ class SessionStore(SessionBase):
         self._modified = False
         self._copy: Copy | None = None  # what was loaded or last written: revision, expiry
         self._loaded_digest: bytes | None = None
-        self._from_backup = False
+        self._move: str | None = None  # why the session must move to a new key at save
         self._unreachable = False
         super().__init__(session_key)
 
@@ -69,46 +71,25 @@ class SessionStore(SessionBase):
 
     # -- helpers ----------------------------------------------------------------------------
     @property
+    def _registry(self) -> NodeRegistry:
+        return get_registry()
+
+    @property
     def _service(self) -> BackupSessionService:
         return BackupSessionService(get_registry())
 
-    def _locate(self, key: str | None) -> tuple[SessionId, Node] | None:
+    def _locate(self, key: str | None) -> Located | None:
         """Parse a key and find its node; None for anything that must not reach a node."""
         sid = session_id.parse(key)
         if sid is None:
             return None
-        node = get_registry().node_for(sid)
+        node = self._registry.node_for(sid)
         return None if node is None else (sid, node)
 
     def _serialize(self, data: dict[str, Any]) -> bytes:
         return self.serializer().dumps(data)
 
-    def _remember(self, copy: Copy) -> None:
-        self._copy = copy
-        self._loaded_digest = _digest(copy.payload)
-        self._from_backup = False
-        self._unreachable = False
-
-    # -- SessionBase contract ------------------------------------------------------------------
-    def load(self) -> dict[str, Any]:
-        located = self._locate(self._session_key)
-        with statistics.timer("load"):
-            loaded = self._service.load(*located) if located is not None else None
-        if loaded is not None and loaded.unreachable:
-            logger.warning("no copy of session %s reachable; serving it empty", located[0])
-            self._unreachable = True
-            return {}
-        data = self._decode_copy(loaded.copy) if loaded is not None else None
-        if data is None:
-            self._session_key = None  # a miss: Django's contract, the key is not reused
-            return {}
-        self._remember(loaded.copy)
-        self._from_backup = loaded.from_backup
-        if loaded.relocate:
-            self._modified = True  # the response must carry the new key
-        return data
-
-    def _decode_copy(self, copy: Copy | None) -> dict[str, Any] | None:
+    def _decode(self, copy: Copy | None) -> dict[str, Any] | None:
         if copy is None:
             return None
         try:
@@ -117,17 +98,85 @@ class SessionStore(SessionBase):
             logger.warning("session %s could not be decoded", self._session_key, exc_info=True)
             return None
 
+    def _remember(self, sid: SessionId, copy: Copy, token: bytes | None, local: bool) -> None:
+        """Note the current copy; in sticky mode also keep it as the process-local primary."""
+        self._copy = copy
+        self._loaded_digest = _digest(copy.payload)
+        self._move = None
+        self._unreachable = False
+        if local and self._registry.local is not None:
+            self._registry.local.put(str(sid), LocalEntry(token, copy))
+
+    # -- loading ------------------------------------------------------------------------------
+    def load(self) -> dict[str, Any]:
+        located = self._locate(self._session_key)
+        if located is None:
+            return self._miss()
+        data = self._load_local(*located)
+        if data is not None:
+            return data
+        with statistics.timer("load"):
+            loaded = self._service.load(*located)
+        if loaded.unreachable:
+            logger.warning("no copy of session %s reachable; serving it empty", located[0])
+            self._unreachable = True
+            return {}
+        data = self._decode(loaded.copy)
+        if data is None or loaded.copy is None:
+            return self._miss()
+        self._remember(located[0], loaded.copy, loaded.token, local=not loaded.from_backup)
+        self._plan_move(*located, loaded)
+        return data
+
+    def _miss(self) -> dict[str, Any]:
+        self._session_key = None  # Django's contract: an unknown key is never reused
+        return {}
+
+    def _load_local(self, sid: SessionId, node: Node) -> dict[str, Any] | None:
+        """Sticky mode: serve the local copy if the node confirms it is current."""
+        local = self._registry.local
+        entry = local.get(str(sid)) if local is not None else None
+        if local is None or entry is None:
+            return None
+        if entry.token is not None:  # None: this process's own write is still in flight
+            try:
+                current = self._service.version(sid, node)
+            except NodeUnavailable:
+                return None  # the full load falls back to the backup copy
+            if current != entry.token:
+                local.pop(str(sid))
+                return None
+        data = self._decode(entry.copy)
+        if data is not None:
+            statistics.incr("loads_local")
+            self._remember(sid, entry.copy, entry.token, local=False)
+            self._plan_move(sid, node, Loaded(entry.copy))
+        return data
+
+    def _plan_move(self, sid: SessionId, node: Node, loaded: Loaded) -> None:
+        """Decide whether this session moves to a new key, and re-send the cookie if so."""
+        route = self._registry.config.route
+        if route is not None and sid.route != route:
+            self._move = "takeover"
+        elif loaded.from_backup:
+            self._move = "backup"
+        elif node.failover and self._registry.regular_available():
+            self._move = "failover"
+        if self._move is not None and (loaded.relocate or self._move != "backup"):
+            self._modified = True  # the response must carry the new key
+
     def exists(self, session_key: str | None) -> bool:
         located = self._locate(session_key)
         return located is not None and self._service.load(*located).copy is not None
 
+    # -- writing ------------------------------------------------------------------------------
     def create(self) -> None:
         data = self._get_session(no_load=True)
         ttl = self.get_expiry_age()
         copy = self._service.new_copy(self._serialize(data), ttl, revision=1)
-        sid = self._service.create(copy, ttl, None)
+        sid, token = self._service.create(copy, ttl, self._registry.config.route)
         self._session_key = str(sid)
-        self._remember(copy)
+        self._remember(sid, copy, token, local=True)
         self.modified = True
 
     def save(self, must_create: bool = False) -> None:
@@ -140,7 +189,7 @@ class SessionStore(SessionBase):
         payload = self._serialize(data)
         if must_create:
             return self._save_new(payload)
-        if self._copy is None or self._from_backup or _digest(payload) != self._loaded_digest:
+        if self._move or self._copy is None or _digest(payload) != self._loaded_digest:
             return self._save_changed(payload)
         if self._modified or self._refresh_due(self._copy):
             # Unchanged content: refresh the expiry with a touch, which also tells whether the
@@ -150,15 +199,17 @@ class SessionStore(SessionBase):
         return None
 
     def _save_new(self, payload: bytes) -> None:
-        located = self._locate(self.session_key)
         ttl = self.get_expiry_age()
         copy = self._service.new_copy(payload, ttl, revision=1)
+        located = self._locate(self.session_key)
         if located is None:
-            sid = self._service.create(copy, ttl, None)
+            sid, token = self._service.create(copy, ttl, self._registry.config.route)
             self._session_key = str(sid)
-        elif not self._service.add(*located, copy, ttl):
-            raise CreateError
-        self._remember(copy)
+        else:
+            sid, token = located[0], self._service.add(*located, copy, ttl)
+            if token is None:
+                raise CreateError
+        self._remember(sid, copy, token, local=True)
 
     def _save_changed(self, payload: bytes) -> None:
         located = self._locate(self.session_key)
@@ -166,13 +217,13 @@ class SessionStore(SessionBase):
             raise UpdateError
         ttl = self.get_expiry_age()
         copy = self._service.new_copy(payload, ttl, self._copy.revision + 1)
-        if self._from_backup:
+        if self._move is not None:
             return self._relocate(located, copy, ttl)
         try:
-            result = self._service.update(*located, copy, ttl)
+            result, token = self._service.update(*located, copy, ttl)
         except NodeUnavailable:
-            result = UpdateResult.LOST
-        self._settle(result, located, copy, ttl)
+            result, token = UpdateResult.LOST, None
+        return self._settle(result, located, copy, token, ttl)
 
     def _touch(self, payload: bytes) -> None:
         located = self._locate(self.session_key)
@@ -181,30 +232,41 @@ class SessionStore(SessionBase):
         try:
             result = self._service.touch(*located, self._copy, ttl)
         except NodeUnavailable:
-            return  # both copies hold this content; a slow node is no reason to move it
+            return None  # both copies hold this content; a slow node is no reason to move it
+        if result is UpdateResult.STORED:
+            return None
         copy = self._service.new_copy(payload, ttl, self._copy.revision + 1)
-        self._settle(result, located, copy if result is UpdateResult.LOST else self._copy, ttl)
+        return self._settle(result, located, copy, None, ttl)
 
     def _settle(
-        self, result: UpdateResult, located: tuple[SessionId, Node], copy: Copy, ttl: int
+        self, result: UpdateResult, located: Located, copy: Copy, token: bytes | None, ttl: int
     ) -> None:
         if result is UpdateResult.DELETED:
+            self._forget_local(located[0])
             raise UpdateError
         if result is UpdateResult.LOST:
+            self._move = "lost"
             return self._relocate(located, copy, ttl)
-        self._remember(copy)
+        self._remember(located[0], copy, token, local=True)
         return None
 
-    def _relocate(self, located: tuple[SessionId, Node], copy: Copy, ttl: int) -> None:
-        """Move a session whose primary lost it, or cannot be trusted, to a new key."""
+    def _relocate(self, located: Located, copy: Copy, ttl: int) -> None:
+        """Move the session to a new key on a live node and retire every copy of the old key."""
         old_sid, old_node = located
-        new_sid = self._service.create(copy, ttl, old_sid.route)
+        reason = self._move
+        new_sid, token = self._service.create(copy, ttl, self._registry.config.route)
         self._service.delete(old_sid, old_node, ttl, copy.revision)
-        logger.info("session %s relocated to %s", old_sid, new_sid)
-        statistics.incr("relocations")
+        self._forget_local(old_sid)
+        logger.info("session %s moved to %s (%s)", old_sid, new_sid, reason)
         self._session_key = str(new_sid)
-        self._remember(copy)
-        session_relocated.send(sender=type(self), old_key=str(old_sid), new_key=str(new_sid))
+        self._remember(new_sid, copy, token, local=True)
+        signal = session_taken_over if reason == "takeover" else session_relocated
+        statistics.incr("takeovers" if reason == "takeover" else "relocations")
+        signal.send(sender=type(self), old_key=str(old_sid), new_key=str(new_sid))
+
+    def _forget_local(self, sid: SessionId) -> None:
+        if self._registry.local is not None:
+            self._registry.local.pop(str(sid))
 
     def _refresh_due(self, copy: Copy) -> bool:
         """True when less than half of the stored lifetime is left (SAVE_EVERY_REQUEST)."""
@@ -219,6 +281,7 @@ class SessionStore(SessionBase):
         located = self._locate(session_key)
         if located is None:
             return
+        self._forget_local(located[0])
         revision = self._copy.revision if self._copy is not None else 0
         self._service.delete(*located, settings.SESSION_COOKIE_AGE, revision)
 

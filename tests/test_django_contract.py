@@ -9,13 +9,15 @@ same behaviour against this engine.
 from __future__ import annotations
 
 import string
+from unittest import mock
 
+import sessions_tests.tests as django_session_tests
 from django.contrib.sessions.exceptions import SessionInterrupted
-from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpResponse
-from django.test import SimpleTestCase, TestCase, override_settings
+from django.test import SimpleTestCase, override_settings
 from sessions_tests.tests import SessionMiddlewareTests, SessionTestsMixin
 
+from django_msm import middleware as msm_middleware
 from django_msm.session import SessionStore
 from tests.cluster import ClusterMixin
 
@@ -39,6 +41,18 @@ class MsmSingleNodeContractTests(MsmSessionContractTests):
     node_count = 1
 
 
+class MsmStickyContractTests(MsmSessionContractTests):
+    """Sticky mode: process-local primary copies checked against the node's version."""
+
+    msm_settings = {"STICKY": True}
+
+
+class MsmDisabledContractTests(MsmSessionContractTests):
+    """ENABLED=False: plain process-local sessions, no node touched."""
+
+    msm_settings = {"ENABLED": False}
+
+
 @override_settings(SESSION_ENGINE="django_msm.session")
 class MsmSessionMiddlewareTests(ClusterMixin, SessionMiddlewareTests):
     def test_session_update_error_redirect(self) -> None:
@@ -48,7 +62,7 @@ class MsmSessionMiddlewareTests(ClusterMixin, SessionMiddlewareTests):
             request.session.delete()
             return HttpResponse()
 
-        middleware = SessionMiddleware(view)
+        middleware = django_session_tests.SessionMiddleware(view)
         with self.assertRaises(SessionInterrupted):
             middleware(self.request_factory.get("/foo/"))
 
@@ -58,7 +72,7 @@ class MsmSessionMiddlewareTests(ClusterMixin, SessionMiddlewareTests):
             return HttpResponse("ok")
 
         request = self.request_factory.get("/")
-        middleware = SessionMiddleware(view)
+        middleware = django_session_tests.SessionMiddleware(view)
         middleware(request)
         key = request.session.session_key
         del request.session["foo"]
@@ -69,8 +83,30 @@ class MsmSessionMiddlewareTests(ClusterMixin, SessionMiddlewareTests):
         self.assertEqual(response.headers["Vary"], "Cookie")
 
 
-class MsmSessionMiddlewareDbTestCase(TestCase):
-    """Keeps pytest from collecting the imported Django classes on their own."""
+class ProjectMiddlewareMixin:
+    """Run Django's middleware tests with ``django_msm.middleware.SessionMiddleware``.
+
+    Django's tests name ``SessionMiddleware`` at module level; the name is pointed at ours for
+    the duration of each test.
+    """
+
+    def setUp(self) -> None:
+        patcher = mock.patch.object(
+            django_session_tests, "SessionMiddleware", msm_middleware.SessionMiddleware
+        )
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        super().setUp()  # type: ignore[misc]
 
 
+class MsmProjectMiddlewareTests(ProjectMiddlewareMixin, MsmSessionMiddlewareTests):
+    def test_middleware_under_test_is_ours(self) -> None:
+        self.assertIs(django_session_tests.SessionMiddleware, msm_middleware.SessionMiddleware)
+
+
+class MsmProjectMiddlewareStickyTests(MsmProjectMiddlewareTests):
+    msm_settings = {"STICKY": True}
+
+
+# Only the subclasses above are tests here; Django's own classes must not be collected again.
 del SessionTestsMixin, SessionMiddlewareTests

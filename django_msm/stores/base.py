@@ -9,12 +9,24 @@ the node; a miss is ``None``/``False``, never an exception.
 from __future__ import annotations
 
 import abc
+import hashlib
 
 from ..nodes import Node
 
 
+def value_token(value: bytes) -> bytes:
+    """A version token derived from the stored bytes (stores without a server-side version)."""
+    return hashlib.sha1(value).hexdigest().encode()
+
+
 class Store(abc.ABC):
-    """Byte-level access to one node."""
+    """Byte-level access to one node.
+
+    Version tokens: ``*_versioned`` calls return an opaque token that changes whenever the item is
+    rewritten (not when it is touched), and ``version()`` returns the current one without moving
+    the value. Sticky mode compares them to trust a process-local copy. The defaults derive the
+    token from the bytes; adapters whose server keeps a version (memcached's CAS) override all four.
+    """
 
     def __init__(self, node: Node):
         self.node = node
@@ -46,6 +58,23 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def ping(self) -> None:
         """Raise NodeUnavailable unless the node answers."""
+
+    def get_versioned(self, key: str) -> tuple[bytes | None, bytes | None]:
+        """Return the stored bytes and their version token, or (None, None)."""
+        value = self.get(key)
+        return value, None if value is None else value_token(value)
+
+    def version(self, key: str) -> bytes | None:
+        """Return the item's version token; adapters override this to move no value."""
+        return self.get_versioned(key)[1]
+
+    def add_versioned(self, key: str, value: bytes, ttl: int) -> bytes | None:
+        """``add`` returning the new version token, or None if the key exists."""
+        return value_token(value) if self.add(key, value, ttl) else None
+
+    def replace_versioned(self, key: str, value: bytes, ttl: int) -> bytes | None:
+        """``replace`` returning the new version token, or None if the key is absent."""
+        return value_token(value) if self.replace(key, value, ttl) else None
 
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release connections."""

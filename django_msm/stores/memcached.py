@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from pymemcache.client.base import PooledClient
-from pymemcache.exceptions import MemcacheError, MemcacheServerError
+from pymemcache.exceptions import MemcacheError, MemcacheServerError, MemcacheUnknownError
 
 from ..clock import Clock, SystemClock
 from ..exceptions import ItemTooLarge, NodeUnavailable
@@ -34,6 +34,16 @@ def exptime(ttl: int, now: float) -> int:
     if ttl > RELATIVE_TTL_LIMIT:
         return int(now) + ttl
     return ttl
+
+
+def _cas(reply: bytes) -> bytes | None:
+    """Parse a meta reply: ``HD c<cas>`` → the CAS; ``NS``/``EN`` (not stored, miss) → None."""
+    if not reply.startswith(b"HD"):
+        return None
+    for flag in reply.split()[1:]:
+        if flag.startswith(b"c"):
+            return flag[1:]
+    raise MemcacheUnknownError(f"meta reply without CAS: {reply!r}")
 
 
 def _wrap_errors(method: Callable[..., T]) -> Callable[..., T]:
@@ -97,6 +107,27 @@ class MemcachedStore(Store):
     @_wrap_errors
     def delete(self, key: str) -> bool:
         return bool(self.client.delete(key, noreply=False))
+
+    # Version tokens are memcached's CAS values, read and returned by the meta commands of
+    # memcached >= 1.6 (single-line replies, which pymemcache's raw_command reads safely).
+    @_wrap_errors
+    def get_versioned(self, key: str) -> tuple[bytes | None, bytes | None]:
+        return self.client.gets(key)  # type: ignore[no-any-return]
+
+    @_wrap_errors
+    def version(self, key: str) -> bytes | None:
+        return _cas(self.client.raw_command(f"mg {key} c".encode()))
+
+    def add_versioned(self, key: str, value: bytes, ttl: int) -> bytes | None:
+        return self._meta_set(key, value, ttl, b"ME")
+
+    def replace_versioned(self, key: str, value: bytes, ttl: int) -> bytes | None:
+        return self._meta_set(key, value, ttl, b"MR")
+
+    @_wrap_errors
+    def _meta_set(self, key: str, value: bytes, ttl: int, mode: bytes) -> bytes | None:
+        head = b"ms %s %d T%d %s c\r\n" % (key.encode(), len(value), self._exp(ttl), mode)
+        return _cas(self.client.raw_command(head + value))
 
     @_wrap_errors
     def ping(self) -> None:

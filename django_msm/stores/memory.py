@@ -17,16 +17,21 @@ from .base import Store
 class InMemoryStore(Store):
     """A dict with expiry, guarded by a lock because requests run on several threads."""
 
-    def __init__(self, node: Node | None = None, clock: Clock | None = None):
+    def __init__(
+        self, node: Node | None = None, clock: Clock | None = None, record_calls: bool = True
+    ):
         super().__init__(node or Node("mem", NodeKind.MEMCACHED, "memory"))
         self.clock = clock or SystemClock()
         self.down = False
+        self.record_calls = record_calls
         self.calls: list[tuple[str, str]] = []
         self._items: dict[str, tuple[bytes, float]] = {}
+        self._writes = 0
         self._lock = threading.Lock()
 
     def _enter(self, op: str, key: str) -> None:
-        self.calls.append((op, key))
+        if self.record_calls:
+            self.calls.append((op, key))
         if self.down:
             raise NodeUnavailable(self.node.label, "down (in-memory switch)", refused=True)
 
@@ -40,6 +45,10 @@ class InMemoryStore(Store):
         return item[0]
 
     def _put(self, key: str, value: bytes, ttl: int) -> None:
+        self._writes += 1
+        if self._writes % 1024 == 0:  # keep a long-running dev server from hoarding dead items
+            now = self.clock.monotonic()
+            self._items = {k: item for k, item in self._items.items() if item[1] > now}
         if ttl <= 0:
             self._items.pop(key, None)
         else:
