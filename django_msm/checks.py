@@ -11,9 +11,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
+from django.utils.module_loading import import_string
 
 from .conf import CONFIG_DEFAULTS, raw_settings
-from .nodes import NodeKind, NodeSpecError, duplicate_ids, parse_nodes, split_spec
+from .nodes import Node, NodeKind, NodeSpecError, duplicate_ids, parse_nodes, split_spec
+from .session_id import NAME_RE
 
 E001 = "DJANGO_MSM must be a dict."
 E002 = "DJANGO_MSM has unknown key {key!r}."
@@ -24,9 +26,16 @@ E006 = "DJANGO_MSM['FAILOVER_NODES'] lists every node."
 E007 = "DJANGO_MSM['FAILOVER_NODES'] needs nodes with ids."
 E008 = "DJANGO_MSM[{key!r}] must be a positive number of seconds."
 E009 = "DJANGO_MSM['STORAGE_KEY_PREFIX'] has unsupported token {token!r}."
-E010 = "DJANGO_MSM['MEMCACHED_NODES'] node {node!r}: {kind} nodes are not supported yet."
+# E010 ("Redis nodes are not supported yet") is retired: ids are never reused.
 E011 = "DJANGO_MSM[{key!r}] must be a positive integer."
 E012 = "DJANGO_MSM[{key!r}] is not supported yet; only {default!r} is accepted."
+E013 = "DJANGO_MSM['MEMCACHED_NODES'] node {node!r} names cache {alias!r}, which is not in CACHES."
+E014 = "DJANGO_MSM['MEMCACHED_NODES'] node {node!r}: CACHES[{alias!r}] is not a django-redis cache."
+E015 = "DJANGO_MSM['MEMCACHED_NODES'] node {node!r}: CACHES[{alias!r}] has no socket timeout."
+E016 = "DJANGO_MSM['MEMCACHED_NODES'] node {node!r} has an invalid Redis URL: {error}."
+E020 = "DJANGO_MSM['ROUTE'] must be None or letters, digits and '_' (max 32)."
+E021 = "DJANGO_MSM['REQUEST_URI_IGNORE_PATTERN'] is not a valid regex: {error}."
+E022 = "DJANGO_MSM[{key!r}] must be True or False."
 
 HINT_E001 = "Set DJANGO_MSM = {'MEMCACHED_NODES': 'n1:host1:11211,n2:host2:11211'}."
 HINT_E002 = "Known keys: {known}."
@@ -37,17 +46,26 @@ HINT_E006 = "Leave at least one regular node out of FAILOVER_NODES."
 HINT_E007 = "Configure two or more nodes as 'id:host:port'."
 HINT_E008 = "Use a duration in seconds greater than 0, such as 1.0."
 HINT_E009 = "Use 'static:<name>' tokens of letters, digits, '_', '.' and '-'."
-HINT_E010 = "Use memcached nodes 'id:host:port' until Redis support lands."
 HINT_E011 = "Use a whole number greater than 0."
 HINT_E012 = "Remove the key or set it to its default."
+HINT_E013 = "Add CACHES[{alias!r}] with BACKEND 'django_redis.cache.RedisCache'."
+HINT_E014 = "Use BACKEND 'django_redis.cache.RedisCache' for it, or an 'id:redis://' node."
+HINT_E015 = (
+    "Set CACHES[{alias!r}]['OPTIONS']['SOCKET_TIMEOUT'] (seconds, such as 1.0): "
+    "without it a hung Redis server holds every request."
+)
+HINT_E016 = "Use 'id:redis://host:port/db' or 'id:rediss://host:port/db'."
+HINT_E020 = "Use the instance name the load balancer routes on, such as 'web1'."
+HINT_E021 = "Use a Python regex matched against request.path, such as r'\\.(css|js|png)$'."
+HINT_E022 = "Use a bool."
 
 DURATION_KEYS = ("OPERATION_TIMEOUT", "RETRY_TIMEOUT", "LOCK_EXPIRATION", "SESSION_BACKUP_TIMEOUT")
-POSITIVE_INT_KEYS = ("MAX_SESSION_SIZE", "COMPRESS_MIN_SIZE", "RETRY_ATTEMPTS")
-PLANNED_KEYS = (
-    "STICKY", "ROUTE", "LOCKING_MODE", "REQUEST_URI_IGNORE_PATTERN", "SESSION_ATTRIBUTE_FILTER",
-    "SESSION_BACKUP_ASYNC", "BACKUP_THREAD_COUNT", "ENABLE_STATISTICS", "ENABLED",
-    "LOCK_EXPIRATION", "SESSION_BACKUP_TIMEOUT",
+POSITIVE_INT_KEYS = (
+    "MAX_SESSION_SIZE", "COMPRESS_MIN_SIZE", "RETRY_ATTEMPTS", "BACKUP_QUEUE_SIZE",
+    "LOCAL_CACHE_ENTRIES", "LOCAL_CACHE_BYTES",
 )
+BOOL_KEYS = ("STICKY", "SESSION_BACKUP_ASYNC", "ENABLED")
+PLANNED_KEYS = ("LOCKING_MODE", "SESSION_ATTRIBUTE_FILTER", "ENABLE_STATISTICS", "LOCK_EXPIRATION")
 _STATIC_TOKEN = re.compile(r"\Astatic:[A-Za-z0-9_.-]{1,64}\Z")
 
 
@@ -61,12 +79,42 @@ def _check_nodes(raw: dict[str, Any]) -> list[CheckMessage]:
     except NodeSpecError as exc:
         return [_error(E003, HINT_E003, 3, error=str(exc))]
     errors = [_error(E004, HINT_E004, 4, node_id=dup) for dup in duplicate_ids(nodes)]
-    errors += [
-        _error(E010, HINT_E010, 10, node=node.label, kind=node.kind.value.capitalize())
-        for node in nodes
-        if node.kind is not NodeKind.MEMCACHED
-    ]
+    errors += [error for node in nodes for error in _check_redis_node(node)]
     return errors + _check_failover(raw, nodes)
+
+
+def _check_redis_node(node: Node) -> list[CheckMessage]:
+    """A Redis URL must parse; a cache alias must name a django-redis cache with a timeout."""
+    if node.kind is NodeKind.REDIS:
+        from redis.connection import parse_url
+
+        try:
+            parse_url(node.address)
+        except ValueError as exc:
+            return [_error(E016, HINT_E016, 16, node=node.label, error=exc)]
+        return []
+    if node.kind is not NodeKind.CACHE:
+        return []
+    alias = node.address
+    entry = settings.CACHES.get(alias)
+    if entry is None:
+        return [_error(E013, HINT_E013, 13, node=node.label, alias=alias)]
+    if not _is_django_redis(entry.get("BACKEND", "")):
+        return [_error(E014, HINT_E014, 14, node=node.label, alias=alias)]
+    options = entry.get("OPTIONS", {})
+    pool_kwargs = options.get("CONNECTION_POOL_KWARGS", {})
+    if not (options.get("SOCKET_TIMEOUT") or pool_kwargs.get("socket_timeout")):
+        return [_error(E015, HINT_E015, 15, node=node.label, alias=alias)]
+    return []
+
+
+def _is_django_redis(backend: str) -> bool:
+    try:
+        from django_redis.cache import RedisCache
+
+        return issubclass(import_string(backend), RedisCache)
+    except (ImportError, TypeError):  # not importable, or not a class
+        return False
 
 
 def _check_failover(raw: dict[str, Any], nodes: tuple[Any, ...]) -> list[CheckMessage]:
@@ -94,11 +142,31 @@ def _check_numbers(raw: dict[str, Any]) -> list[CheckMessage]:
         for key in DURATION_KEYS
         if not positive(raw[key], numbers.Real)
     ]
-    return errors + [
+    errors += [
         _error(E011, HINT_E011, 11, key=key)
         for key in POSITIVE_INT_KEYS
         if not positive(raw[key], int)
     ]
+    threads = raw["BACKUP_THREAD_COUNT"]
+    if threads is not None and not positive(threads, int):
+        errors.append(_error(E011, HINT_E011, 11, key="BACKUP_THREAD_COUNT"))
+    return errors
+
+
+def _check_request_scoped(raw: dict[str, Any]) -> list[CheckMessage]:
+    errors = [
+        _error(E022, HINT_E022, 22, key=key) for key in BOOL_KEYS if not isinstance(raw[key], bool)
+    ]
+    route = raw["ROUTE"]
+    if route is not None and not (isinstance(route, str) and NAME_RE.match(route)):
+        errors.append(_error(E020, HINT_E020, 20))
+    pattern = raw["REQUEST_URI_IGNORE_PATTERN"]
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError) as exc:
+            errors.append(_error(E021, HINT_E021, 21, error=exc))
+    return errors
 
 
 def _check_prefix(raw: dict[str, Any]) -> list[CheckMessage]:
@@ -128,7 +196,8 @@ def validate() -> list[CheckMessage]:
         if key in user and user[key] != CONFIG_DEFAULTS[key]
     ]
     raw = raw_settings()
-    return errors + _check_nodes(raw) + _check_numbers(raw) + _check_prefix(raw)
+    errors += _check_nodes(raw) + _check_numbers(raw) + _check_prefix(raw)
+    return errors + _check_request_scoped(raw)
 
 
 @register("django_msm")

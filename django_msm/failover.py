@@ -76,11 +76,11 @@ class NodeHealth:
         statistics.incr("node_errors")
         with self._lock:
             self.failures = max(self.failures + 1, self.retry_attempts if error.refused else 0)
-            self.last_error = str(error.cause)
+            self.last_error = repr(error.cause)
             went_down = self.state is NodeState.UP
             if went_down:
                 self.down_since = self.clock.time()
-                logger.warning("node %s quarantined: %s", self.label, error.cause)
+                logger.warning("node %s quarantined: %r", self.label, error.cause)
             self.state = NodeState.QUARANTINED
             self._retry_at = self.clock.monotonic() + self.retry_timeout
         if went_down:

@@ -21,6 +21,7 @@ from .local import LocalSessions
 from .nodes import Node
 from .session_id import SessionId
 from .stores import Store, create_store
+from .writer import BackupWriter
 
 T = TypeVar("T")
 
@@ -38,13 +39,20 @@ class NodeRegistry:
         self.clock = clock or SystemClock()
         self.nodes = config.nodes
         self.stores = stores or {
-            node: create_store(node, config.operation_timeout, self.clock) for node in self.nodes
+            node: create_store(node, config.operation_timeout, config.backup_timeout, self.clock)
+            for node in self.nodes
         }
         self.health = {
             node: NodeHealth(node.label, config.retry_timeout, config.retry_attempts, self.clock)
             for node in self.nodes
         }
         self._by_id = {node.id: node for node in self.nodes}
+        # SESSION_BACKUP_ASYNC's worker pool (None for synchronous writes).
+        self.writer = (
+            BackupWriter(config.backup_threads, config.backup_queue_size)
+            if config.backup_async
+            else None
+        )
         # Sticky mode's process-local primary copies (None in non-sticky mode).
         self.local = (
             LocalSessions(config.local_cache_entries, config.local_cache_bytes)
@@ -93,6 +101,8 @@ class NodeRegistry:
         return result
 
     def close(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
         for store in self.stores.values():
             store.close()
 

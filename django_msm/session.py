@@ -219,11 +219,42 @@ class SessionStore(SessionBase):
         copy = self._service.new_copy(payload, ttl, self._copy.revision + 1)
         if self._move is not None:
             return self._relocate(located, copy, ttl)
+        if self._registry.writer is not None:
+            return self._save_async(located, copy, ttl)
         try:
             result, token = self._service.update(*located, copy, ttl)
         except NodeUnavailable:
             result, token = UpdateResult.LOST, None
         return self._settle(result, located, copy, token, ttl)
+
+    def _save_async(self, located: Located, copy: Copy, ttl: int) -> None:
+        """SESSION_BACKUP_ASYNC: write after the response, in order per session.
+
+        Until the write lands, this process serves its own copy (token None); other processes
+        may read the previous version meanwhile (msm #312, documented). If the primary lost the
+        session or cannot be reached, the new content goes to the backup copy, so the next
+        request relocates the session with this request's changes.
+        """
+        sid, node = located
+        service, local = self._service, self._registry.local
+        self._remember(sid, copy, None, local=True)
+
+        def write() -> None:
+            try:
+                result, token = service.update(sid, node, copy, ttl)
+            except NodeUnavailable:
+                result, token = UpdateResult.LOST, None
+            if local is not None:
+                if result is UpdateResult.STORED:
+                    local.confirm(str(sid), copy, token)
+                else:
+                    local.pop(str(sid))
+            if result is UpdateResult.LOST:
+                service.write_backup(sid, node, service.pack(copy), ttl)
+            elif result is UpdateResult.DELETED:
+                logger.warning("session %s was deleted before its write; not resurrected", sid)
+
+        self._registry.writer.submit(str(sid), write)  # type: ignore[union-attr]
 
     def _touch(self, payload: bytes) -> None:
         located = self._locate(self.session_key)

@@ -8,12 +8,24 @@ from ..nodes import Node, NodeKind
 from .base import Store
 
 
-def create_store(node: Node, timeout: float, clock: Clock) -> Store:
-    """Return the adapter for ``node``'s kind."""
+def create_store(node: Node, timeout: float, backup_timeout: float, clock: Clock) -> Store:
+    """Return the adapter for ``node``'s kind.
+
+    ``timeout`` bounds every operation; ``backup_timeout`` bounds unconditional writes (backup
+    copies, tombstones): how long a synchronous save waits for its second copy.
+    """
+    if node.kind is NodeKind.MEMORY:
+        from .memory import InMemoryStore
+
+        return InMemoryStore(node, clock, record_calls=False)
     if node.kind is NodeKind.MEMCACHED:
         from .memcached import MemcachedStore
 
-        return MemcachedStore(node, timeout, clock)
+        return MemcachedStore(node, timeout, clock, backup_timeout=backup_timeout)
+    if node.kind in (NodeKind.REDIS, NodeKind.CACHE):
+        from .redis import RedisStore
+
+        return RedisStore(node, timeout)
     msg = f"node {node.label!r}: {node.kind.value} nodes are not supported yet"
     raise ConfigurationError(msg)
 

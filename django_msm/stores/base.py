@@ -45,7 +45,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def set(self, key: str, value: bytes, ttl: int) -> None:
-        """Store unconditionally."""
+        """Store unconditionally (backup copies, tombstones), within the backup timeout."""
 
     @abc.abstractmethod
     def touch(self, key: str, ttl: int) -> bool:

@@ -68,11 +68,23 @@ def _wrap_errors(method: Callable[..., T]) -> Callable[..., T]:
 class MemcachedStore(Store):
     """A memcached node: pooled pymemcache client with bounded connect and operation timeouts."""
 
-    def __init__(self, node: Node, timeout: float, clock: Clock | None = None):
+    def __init__(
+        self,
+        node: Node,
+        timeout: float,
+        clock: Clock | None = None,
+        backup_timeout: float | None = None,
+    ):
         super().__init__(node)
-        host, _, port = node.address.rpartition(":")
         self.clock = clock or SystemClock()
-        self.client = PooledClient(
+        self.client = self._pool(timeout)
+        # Backup copies and tombstones wait at most SESSION_BACKUP_TIMEOUT (msm's
+        # sessionBackupTimeout): a slow second copy must not hold the response.
+        self.backup_client = self._pool(backup_timeout) if backup_timeout else self.client
+
+    def _pool(self, timeout: float) -> PooledClient:
+        host, _, port = self.node.address.rpartition(":")
+        return PooledClient(
             (host.strip("[]"), int(port)),
             connect_timeout=timeout,
             timeout=timeout,
@@ -98,7 +110,7 @@ class MemcachedStore(Store):
 
     @_wrap_errors
     def set(self, key: str, value: bytes, ttl: int) -> None:
-        self.client.set(key, value, expire=self._exp(ttl), noreply=False)
+        self.backup_client.set(key, value, expire=self._exp(ttl), noreply=False)
 
     @_wrap_errors
     def touch(self, key: str, ttl: int) -> bool:
@@ -135,3 +147,5 @@ class MemcachedStore(Store):
 
     def close(self) -> None:
         self.client.close()
+        if self.backup_client is not self.client:
+            self.backup_client.close()
