@@ -36,6 +36,9 @@ E016 = "DJANGO_MSM['MEMCACHED_NODES'] node {node!r} has an invalid Redis URL: {e
 E020 = "DJANGO_MSM['ROUTE'] must be None or letters, digits and '_' (max 32)."
 E021 = "DJANGO_MSM['REQUEST_URI_IGNORE_PATTERN'] is not a valid regex: {error}."
 E022 = "DJANGO_MSM[{key!r}] must be True or False."
+E023 = "DJANGO_MSM['LOCKING_MODE'] is invalid: {value!r}."
+E024 = "DJANGO_MSM['LOCKING_MODE'] uriPattern is not a valid regex: {error}."
+E025 = "DJANGO_MSM['LOCK_TIMEOUT_POLICY'] must be 'fail' or 'proceed'."
 
 HINT_E001 = "Set DJANGO_MSM = {'MEMCACHED_NODES': 'n1:host1:11211,n2:host2:11211'}."
 HINT_E002 = "Known keys: {known}."
@@ -58,6 +61,9 @@ HINT_E016 = "Use 'id:redis://host:port/db' or 'id:rediss://host:port/db'."
 HINT_E020 = "Use the instance name the load balancer routes on, such as 'web1'."
 HINT_E021 = "Use a Python regex matched against request.path, such as r'\\.(css|js|png)$'."
 HINT_E022 = "Use a bool."
+HINT_E023 = "Use 'none', 'all', 'auto' or 'uriPattern:<regex>'."
+HINT_E024 = "Use a Python regex searched in request.path, such as 'uriPattern:^/cart/'."
+HINT_E025 = "Use 'fail' (answer 503 with Retry-After) or 'proceed' (run unlocked, warn)."
 
 DURATION_KEYS = ("OPERATION_TIMEOUT", "RETRY_TIMEOUT", "LOCK_EXPIRATION", "SESSION_BACKUP_TIMEOUT")
 POSITIVE_INT_KEYS = (
@@ -65,7 +71,7 @@ POSITIVE_INT_KEYS = (
     "LOCAL_CACHE_ENTRIES", "LOCAL_CACHE_BYTES",
 )
 BOOL_KEYS = ("STICKY", "SESSION_BACKUP_ASYNC", "ENABLED")
-PLANNED_KEYS = ("LOCKING_MODE", "SESSION_ATTRIBUTE_FILTER", "ENABLE_STATISTICS", "LOCK_EXPIRATION")
+PLANNED_KEYS = ("SESSION_ATTRIBUTE_FILTER", "ENABLE_STATISTICS")
 _STATIC_TOKEN = re.compile(r"\Astatic:[A-Za-z0-9_.-]{1,64}\Z")
 
 
@@ -150,6 +156,25 @@ def _check_numbers(raw: dict[str, Any]) -> list[CheckMessage]:
     threads = raw["BACKUP_THREAD_COUNT"]
     if threads is not None and not positive(threads, int):
         errors.append(_error(E011, HINT_E011, 11, key="BACKUP_THREAD_COUNT"))
+    wait = raw["LOCK_WAIT_TIMEOUT"]
+    if wait is not None and not positive(wait, numbers.Real):
+        errors.append(_error(E008, HINT_E008, 8, key="LOCK_WAIT_TIMEOUT"))
+    return errors
+
+
+def _check_locking(raw: dict[str, Any]) -> list[CheckMessage]:
+    errors = []
+    if raw["LOCK_TIMEOUT_POLICY"] not in ("fail", "proceed"):
+        errors.append(_error(E025, HINT_E025, 25))
+    value = raw["LOCKING_MODE"]
+    mode, sep, pattern = value.partition(":") if isinstance(value, str) else (value, "", "")
+    if mode not in ("none", "all", "auto", "uriPattern") or (mode == "uriPattern") != bool(sep):
+        return errors + [_error(E023, HINT_E023, 23, value=value)]
+    if mode == "uriPattern":
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            errors.append(_error(E024, HINT_E024, 24, error=exc))
     return errors
 
 
@@ -197,7 +222,7 @@ def validate() -> list[CheckMessage]:
     ]
     raw = raw_settings()
     errors += _check_nodes(raw) + _check_numbers(raw) + _check_prefix(raw)
-    return errors + _check_request_scoped(raw)
+    return errors + _check_request_scoped(raw) + _check_locking(raw)
 
 
 @register("django_msm")

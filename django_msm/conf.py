@@ -44,9 +44,11 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "RETRY_ATTEMPTS": 2,
     "LOCAL_CACHE_ENTRIES": 10_000,
     "LOCAL_CACHE_BYTES": 64 * 1024 * 1024,
-    # Keys of msm that later releases implement; only their defaults are accepted for now.
     "LOCKING_MODE": "none",
     "LOCK_EXPIRATION": 5.0,
+    "LOCK_WAIT_TIMEOUT": None,  # None: OPERATION_TIMEOUT, msm's lock-acquire budget
+    "LOCK_TIMEOUT_POLICY": "fail",  # or "proceed": run unlocked with a warning, as msm does
+    # Keys of msm that later releases implement; only their defaults are accepted for now.
     "SESSION_ATTRIBUTE_FILTER": None,
     "ENABLE_STATISTICS": True,
 }
@@ -80,6 +82,11 @@ class MsmConfig:
     backup_timeout: float = 0.1
     local_cache_entries: int = 10_000
     local_cache_bytes: int = 64 * 1024 * 1024
+    locking_mode: str = "none"  # none, all, auto, uri
+    lock_pattern: re.Pattern[str] | None = None
+    lock_expiration: float = 5.0
+    lock_wait: float = 1.0
+    lock_timeout_policy: str = "fail"
 
     @property
     def regular_nodes(self) -> tuple[Node, ...]:
@@ -151,7 +158,19 @@ def get_config() -> MsmConfig:
         backup_timeout=float(raw["SESSION_BACKUP_TIMEOUT"]),
         local_cache_entries=int(raw["LOCAL_CACHE_ENTRIES"]),
         local_cache_bytes=int(raw["LOCAL_CACHE_BYTES"]),
+        **_locking(raw),
     )
+
+
+def _locking(raw: dict[str, Any]) -> dict[str, Any]:
+    mode, _, pattern = str(raw["LOCKING_MODE"]).partition(":")
+    return {
+        "locking_mode": "uri" if mode == "uriPattern" else mode,
+        "lock_pattern": re.compile(pattern) if mode == "uriPattern" else None,
+        "lock_expiration": float(raw["LOCK_EXPIRATION"]),
+        "lock_wait": float(raw["LOCK_WAIT_TIMEOUT"] or raw["OPERATION_TIMEOUT"]),
+        "lock_timeout_policy": raw["LOCK_TIMEOUT_POLICY"],
+    }
 
 
 @receiver(setting_changed)

@@ -7,7 +7,9 @@
     │   ├── NoNodesAvailable     no node could take a new or relocated session
     │   └── ItemTooLarge         the node refused the item for its size
     ├── SessionTooLarge          a session is larger than MAX_SESSION_SIZE
-    └── CorruptCopy              stored bytes failed the signature or could not be decoded
+    ├── CorruptCopy              stored bytes failed the signature or could not be decoded
+    └── LockError
+        └── LockTimeout          the session lock could not be had within the wait budget
 
 Driver errors (pymemcache, sockets) are always wrapped with ``raise ... from exc``.
 """
@@ -69,3 +71,16 @@ class SessionTooLarge(MSMError):
 
 class CorruptCopy(MSMError):
     """Raised when stored bytes fail their signature or cannot be decoded."""
+
+
+class LockError(MSMError):
+    """Raised when a session lock cannot be used."""
+
+
+class LockTimeout(LockError):
+    """Raised when the session lock was not acquired within LOCK_WAIT_TIMEOUT (policy "fail")."""
+
+    def __init__(self, session_key: str, waited: float):
+        self.session_key = session_key
+        self.waited = waited
+        super().__init__(f"session {session_key} is locked by another request ({waited:.2f} s)")

@@ -10,18 +10,26 @@ async views) and adds:
   load, create or save a session and never set or delete a cookie, even if a view touches
   ``request.session`` (msm #401, where one static file could replace the user's cookie). The
   pattern is searched in ``request.path`` only, never in the query string (msm #371).
+* ``LOCKING_MODE`` and the ``@session_lock``/``@session_readonly`` marks: whether this request
+  locks its session (lazily, at the first load). The lock is released after the session is
+  saved, on every path: normal responses, exceptions, 5xx, flush, login, relocation, streaming
+  responses. A lock that cannot be had answers 503 with ``Retry-After`` (policy "fail").
 * per-request statistics (requests with and without a session).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
-from .conf import get_config
+from .conf import MsmConfig, get_config
+from .exceptions import LockTimeout
+from .registry import get_registry
 from .stats import statistics
 
 
@@ -52,12 +60,36 @@ class SessionMiddleware(DjangoSessionMiddleware):
     """Drop-in replacement for Django's ``SessionMiddleware``; see the module docstring."""
 
     def process_request(self, request: HttpRequest) -> None:
-        pattern = get_config().ignore_pattern
+        config = get_config()
+        pattern = config.ignore_pattern
         if pattern is not None and pattern.search(request.path):
             request.session = InertSession()
             request._msm_ignored = True  # type: ignore[attr-defined]
             return
         super().process_request(request)
+        request.session.lock_wanted = _mode_wants_lock(config, request)
+
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
+    ) -> None:
+        """Apply the view's lock mark, or auto mode's verdict for (method, view)."""
+        session = getattr(request, "session", None)
+        if session is None or getattr(request, "_msm_ignored", False):
+            return
+        mark = getattr(view, "msm_lock", None)
+        if mark is not None:
+            session.lock_wanted = mark
+        elif get_config().locking_mode == "auto":
+            kind = f"{request.method} {view.__module__}.{getattr(view, '__qualname__', view)}"
+            request._msm_kind = kind  # type: ignore[attr-defined]
+            session.lock_wanted = not get_registry().read_only.is_read_only(kind)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, LockTimeout):
+            return None
+        response = HttpResponse("The session is busy; retry shortly.", status=503)
+        response["Retry-After"] = str(math.ceil(get_config().lock_expiration))
+        return response
 
     def process_response(
         self, request: HttpRequest, response: HttpResponseBase
@@ -65,7 +97,24 @@ class SessionMiddleware(DjangoSessionMiddleware):
         if getattr(request, "_msm_ignored", False):
             return response
         session = getattr(request, "session", None)
-        if session is not None:
-            with_session = session.session_key is not None or session.accessed
-            statistics.incr("requests_with_session" if with_session else "requests_without_session")
-        return super().process_response(request, response)
+        if session is None:
+            return super().process_response(request, response)
+        modified = session.accessed and session.modified
+        with_session = session.session_key is not None or session.accessed
+        statistics.incr("requests_with_session" if with_session else "requests_without_session")
+        try:
+            return super().process_response(request, response)
+        finally:
+            release = getattr(session, "release_lock", None)
+            if release is not None:
+                release()
+            kind = getattr(request, "_msm_kind", None)
+            if kind is not None and session.accessed:
+                get_registry().read_only.observe(kind, modified)
+
+
+def _mode_wants_lock(config: MsmConfig, request: HttpRequest) -> bool:
+    """LOCKING_MODE's verdict before the view is known (auto: lock until proven read-only)."""
+    if config.locking_mode == "uri":
+        return config.lock_pattern is not None and bool(config.lock_pattern.search(request.path))
+    return config.locking_mode in ("all", "auto")

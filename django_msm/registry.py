@@ -18,6 +18,7 @@ from .conf import MsmConfig, get_config
 from .exceptions import NodeUnavailable
 from .failover import NodeHealth, NodeState
 from .local import LocalSessions
+from .locking import ReadOnlyRequests
 from .nodes import Node
 from .session_id import SessionId
 from .stores import Store, create_store
@@ -53,6 +54,8 @@ class NodeRegistry:
             if config.backup_async
             else None
         )
+        # LOCKING_MODE=auto: request kinds seen to leave the session unchanged.
+        self.read_only = ReadOnlyRequests()
         # Sticky mode's process-local primary copies (None in non-sticky mode).
         self.local = (
             LocalSessions(config.local_cache_entries, config.local_cache_bytes)

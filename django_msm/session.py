@@ -22,8 +22,9 @@ from django.contrib.sessions.backends.base import CreateError, SessionBase, Upda
 from . import session_id
 from .backup import BackupSessionService, Loaded, UpdateResult
 from .envelope import Copy
-from .exceptions import NodeUnavailable
+from .exceptions import LockTimeout, NodeUnavailable
 from .local import LocalEntry
+from .locking import SessionLock, SessionLocker
 from .nodes import Node
 from .registry import NodeRegistry, get_registry
 from .session_id import SessionId
@@ -47,6 +48,9 @@ class SessionStore(SessionBase):
         self._loaded_digest: bytes | None = None
         self._move: str | None = None  # why the session must move to a new key at save
         self._unreachable = False
+        self._lock: SessionLock | None = None
+        # Set by django_msm.middleware per request: lock before the first load.
+        self.lock_wanted = False
         super().__init__(session_key)
 
     # -- change detection -----------------------------------------------------------------
@@ -112,6 +116,8 @@ class SessionStore(SessionBase):
         located = self._locate(self._session_key)
         if located is None:
             return self._miss()
+        if self.lock_wanted and self._lock is None:
+            self._acquire_lock(*located)
         data = self._load_local(*located)
         if data is not None:
             return data
@@ -127,6 +133,22 @@ class SessionStore(SessionBase):
         self._remember(located[0], loaded.copy, loaded.token, local=not loaded.from_backup)
         self._plan_move(*located, loaded)
         return data
+
+    def _acquire_lock(self, sid: SessionId, node: Node) -> None:
+        started = self._service.clock.monotonic()
+        self._lock = SessionLocker(self._registry).acquire(sid, node)
+        if self._lock is not None:
+            return
+        waited = self._service.clock.monotonic() - started
+        if self._registry.config.lock_timeout_policy == "fail":
+            raise LockTimeout(str(sid), waited)
+        logger.warning("session %s used without its lock after %.2f s", sid, waited)
+
+    def release_lock(self) -> None:
+        """Release this request's session lock, if it holds one (the middleware calls this)."""
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            SessionLocker(self._registry).release(lock)
 
     def _miss(self) -> dict[str, Any]:
         self._session_key = None  # Django's contract: an unknown key is never reused

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -140,6 +141,16 @@ class MemcachedStore(Store):
     def _meta_set(self, key: str, value: bytes, ttl: int, mode: bytes) -> bytes | None:
         head = b"ms %s %d T%d %s c\r\n" % (key.encode(), len(value), self._exp(ttl), mode)
         return _cas(self.client.raw_command(head + value))
+
+    # Locks: `ms ... ME` creates the item only if absent and returns its CAS; `md ... C<cas>`
+    # deletes it only if the CAS still matches. A lock that expired and was taken by another
+    # request has a new CAS, so a late release can never delete it.
+    def lock(self, key: str, token: bytes, ttl: float) -> bytes | None:
+        return self._meta_set(key, token, max(1, math.ceil(ttl)), b"ME")
+
+    @_wrap_errors
+    def unlock(self, key: str, proof: bytes) -> bool:
+        return self.client.raw_command(b"md %s C%s" % (key.encode(), proof)).startswith(b"HD")
 
     @_wrap_errors
     def ping(self) -> None:

@@ -27,6 +27,7 @@ class InMemoryStore(Store):
         self.calls: list[tuple[str, str]] = []
         self._items: dict[str, tuple[bytes, float]] = {}
         self._writes = 0
+        self._versions = 0
         self._lock = threading.Lock()
 
     def _enter(self, op: str, key: str) -> None:
@@ -93,6 +94,24 @@ class InMemoryStore(Store):
         self._enter("delete", key)
         with self._lock:
             return self._items.pop(key, None) is not None
+
+    def lock(self, key: str, token: bytes, ttl: float) -> bytes | None:
+        self._enter("lock", key)
+        with self._lock:
+            if self._live(key) is not None:
+                return None
+            self._versions += 1
+            proof = b"%d" % self._versions
+            self._items[key] = (proof, self.clock.monotonic() + ttl)
+            return proof
+
+    def unlock(self, key: str, proof: bytes) -> bool:
+        self._enter("unlock", key)
+        with self._lock:
+            if self._live(key) != proof:
+                return False
+            del self._items[key]
+            return True
 
     def ping(self) -> None:
         self._enter("ping", "")

@@ -1,0 +1,143 @@
+"""Session locking: no lost updates from concurrent requests of one user.
+
+``SessionLocker`` takes a per-session lock key holding a random owner token before the session
+is loaded, waiting against a monotonic deadline with jittered exponential backoff, and releases
+it with a compare-and-delete, so a request that outlived ``LOCK_EXPIRATION`` can never delete a
+lock another request holds by then (msm's unconditional DELETE could, msm.md §4).
+
+Guarantees, per store:
+
+* memcached: ``ms ... ME`` creates the lock only if absent and returns its CAS; ``md ... C<cas>``
+  deletes it only if the CAS matches. Both are single atomic server operations. What memcached
+  cannot give: durability (a restart or eviction drops the lock early) and fencing (a request
+  that outlives its lock keeps running; its write then races the next holder's).
+* Redis: ``SET NX PX`` and a compare-and-delete script, with the same limits.
+
+``ReadOnlyRequests`` is ``auto`` mode's memory: (method, resolved view) pairs seen to leave the
+session unchanged run unlocked; a pair seen to modify is never trusted again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .exceptions import NodeUnavailable
+from .nodes import Node
+from .session_id import SessionId
+from .stats import statistics
+
+if TYPE_CHECKING:  # the registry holds this module's ReadOnlyRequests
+    from .registry import NodeRegistry
+
+logger = logging.getLogger(__name__)
+
+LOCK_PREFIX = "lock:"
+FIRST_BACKOFF = 0.005
+MAX_BACKOFF = 0.1
+
+
+@dataclass(frozen=True)
+class SessionLock:
+    """A held lock: where it lives and the proof that releases it."""
+
+    node: Node
+    key: str
+    proof: bytes
+
+
+class SessionLocker:
+    """Acquire and release session locks through the registry (injectable sleep for tests)."""
+
+    def __init__(self, registry: NodeRegistry, sleep: Callable[[float], None] = time.sleep):
+        self.registry = registry
+        self.config = registry.config
+        self.clock = registry.clock
+        self.sleep = sleep
+
+    def _lock_node(self, primary: Node) -> Node | None:
+        """The lock lives on the primary, or on the first available node after it."""
+        for node in [primary, *self.registry.backup_nodes(primary)]:
+            if self.registry.health[node].available():
+                return node
+        return None
+
+    def acquire(self, sid: SessionId, primary: Node) -> SessionLock | None:
+        """Return the lock, or None when it could not be had within the wait budget."""
+        key = f"{LOCK_PREFIX}{self.config.storage_prefix}{sid}"
+        token = secrets.token_hex(16).encode()
+        started = self.clock.monotonic()
+        deadline = started + self.config.lock_wait
+        delay = FIRST_BACKOFF
+        try:
+            while True:
+                node = self._lock_node(primary)
+                if node is not None:
+                    proof = self._try_lock(node, key, token)
+                    if proof is not None:
+                        statistics.incr("locks_acquired")
+                        return SessionLock(node, key, proof)
+                remaining = deadline - self.clock.monotonic()
+                if remaining <= 0:
+                    statistics.incr("lock_timeouts")
+                    return None
+                self.sleep(min(remaining, delay * random.uniform(0.5, 1.5)))
+                delay = min(delay * 2, MAX_BACKOFF)
+        finally:
+            statistics.observe("lock_wait", self.clock.monotonic() - started)
+
+    def _try_lock(self, node: Node, key: str, token: bytes) -> bytes | None:
+        try:
+            return self.registry.call(
+                node, lambda store: store.lock(key, token, self.config.lock_expiration)
+            )
+        except NodeUnavailable:
+            return None
+
+    def release(self, lock: SessionLock) -> None:
+        """Compare-and-delete; a lock that expired meanwhile is left to its new owner."""
+        try:
+            released = self.registry.call(lock.node, lambda s: s.unlock(lock.key, lock.proof))
+        except NodeUnavailable:
+            logger.warning("lock %s not released; it expires by itself", lock.key)
+            return
+        if not released:
+            statistics.incr("locks_expired_before_release")
+            logger.warning("lock %s expired before the request finished", lock.key)
+
+
+class ReadOnlyRequests:
+    """``auto`` mode: bounded memory of request kinds that never modify the session."""
+
+    def __init__(self, max_read_only: int = 1000, max_modifying: int = 50_000):
+        self._read_only: OrderedDict[str, None] = OrderedDict()
+        self._modifying: OrderedDict[str, None] = OrderedDict()
+        self._limits = (max_read_only, max_modifying)
+        self._lock = threading.Lock()
+
+    def is_read_only(self, kind: str) -> bool:
+        with self._lock:
+            return kind in self._read_only
+
+    def observe(self, kind: str, modified: bool) -> None:
+        """Learn from a finished request; one modification blacklists the kind for good."""
+        with self._lock:
+            if modified:
+                self._read_only.pop(kind, None)
+                _remember(self._modifying, kind, self._limits[1])
+            elif kind not in self._modifying:
+                _remember(self._read_only, kind, self._limits[0])
+
+
+def _remember(entries: OrderedDict[str, None], kind: str, limit: int) -> None:
+    entries[kind] = None
+    entries.move_to_end(kind)
+    while len(entries) > limit:
+        entries.popitem(last=False)
