@@ -91,7 +91,14 @@ class BackupSessionService:
 
     # -- reading ------------------------------------------------------------------------------
     def _read_backup(self, sid: SessionId, primary: Node) -> tuple[Copy | None, bool]:
-        """Walk the backup places; return the first copy or tombstone, and whether any failed."""
+        """Walk the backup places; return the newest copy or tombstone, and whether any failed.
+
+        The walk stops at the first copy from a node that has not been away since the copy
+        was written; copies on a node that came back may be stale (the session changed or was
+        deleted meanwhile on the next node), so the walk goes on past them, bounded by the
+        node count.
+        """
+        best: Copy | None = None
         failed = False
         key = self.backup_key(sid)
         for node in self.registry.backup_nodes(primary):
@@ -101,9 +108,13 @@ class BackupSessionService:
                 failed = True
                 continue
             copy = self._decode(node, data)
-            if copy is not None:
-                return copy, failed
-        return None, failed
+            if copy is None:
+                continue
+            if best is None or _newer(copy, best):
+                best = copy
+            if not self.registry.health[node].suspect(copy.written_at):
+                break
+        return best, failed
 
     def load(self, sid: SessionId, primary: Node) -> Loaded:
         """Return the current copy of a session, from its primary or else from its backup."""
@@ -238,16 +249,18 @@ class BackupSessionService:
         key = self.primary_key(sid)
         if not self.registry.call(primary, lambda store: store.touch(key, ttl)):
             return self._after_primary_miss(sid, primary)
+        statistics.incr("touches")
         bkey = self.backup_key(sid)
         for node in self.registry.backup_nodes(primary):
+            if self.registry.health[node].suspect(copy.written_at):
+                break  # it was away: its copy may be stale, so rewrite rather than touch
             try:
-                touched = self.registry.call(node, lambda store: store.touch(bkey, ttl))
+                if self.registry.call(node, lambda store: store.touch(bkey, ttl)):
+                    return UpdateResult.STORED
             except NodeUnavailable:
                 continue
-            if not touched:
-                self.write_backup(sid, primary, self.pack(copy), ttl)
             break
-        statistics.incr("touches")
+        self.write_backup(sid, primary, self.pack(copy), ttl)
         return UpdateResult.STORED
 
     def _after_primary_miss(self, sid: SessionId, primary: Node) -> UpdateResult:
@@ -272,3 +285,12 @@ class BackupSessionService:
         tombstone = self.pack(Copy(Kind.TOMBSTONE, revision + 1, now, now + ttl))
         for node, key in reached:
             self._try(node, lambda store, key=key: store.set(key, tombstone, ttl))
+
+
+def _newer(candidate: Copy, best: Copy) -> bool:
+    """Which of two copies of one key wins: between a session copy and a tombstone the one
+    written later (a key is never reused, so a later tombstone retires every earlier copy);
+    between two copies of one kind the higher revision."""
+    if candidate.is_tombstone != best.is_tombstone:
+        return candidate.written_at > best.written_at
+    return candidate.revision > best.revision

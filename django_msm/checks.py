@@ -5,6 +5,7 @@ Every message is a module constant (or built from one) and is tested by exact eq
 
 from __future__ import annotations
 
+import math
 import numbers
 import re
 from typing import Any
@@ -13,9 +14,9 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
 from django.utils.module_loading import import_string
 
-from .conf import CONFIG_DEFAULTS, raw_settings
+from .conf import CONFIG_DEFAULTS, raw_settings, storage_prefix
 from .nodes import Node, NodeKind, NodeSpecError, duplicate_ids, parse_nodes, split_spec
-from .session_id import NAME_RE
+from .session_id import MAX_KEY_LENGTH, NAME_RE
 
 E001 = "DJANGO_MSM must be a dict."
 E002 = "DJANGO_MSM has unknown key {key!r}."
@@ -33,6 +34,8 @@ E013 = "DJANGO_MSM['MEMCACHED_NODES'] node {node!r} names cache {alias!r}, which
 E014 = "DJANGO_MSM['MEMCACHED_NODES'] node {node!r}: CACHES[{alias!r}] is not a django-redis cache."
 E015 = "DJANGO_MSM['MEMCACHED_NODES'] node {node!r}: CACHES[{alias!r}] has no socket timeout."
 E016 = "DJANGO_MSM['MEMCACHED_NODES'] node {node!r} has an invalid Redis URL: {error}."
+E017 = "DJANGO_MSM['FAILOVER_NODES'] is invalid: {error}."
+E018 = "DJANGO_MSM['STORAGE_KEY_PREFIX'] is {length} characters long; the limit is {limit}."
 E020 = "DJANGO_MSM['ROUTE'] must be None or letters, digits and '_' (max 32)."
 E021 = "DJANGO_MSM['REQUEST_URI_IGNORE_PATTERN'] is not a valid regex: {error}."
 E022 = "DJANGO_MSM[{key!r}] must be True or False."
@@ -40,7 +43,7 @@ E023 = "DJANGO_MSM['LOCKING_MODE'] is invalid: {value!r}."
 E024 = "DJANGO_MSM['LOCKING_MODE'] uriPattern is not a valid regex: {error}."
 E025 = "DJANGO_MSM['LOCK_TIMEOUT_POLICY'] must be 'fail' or 'proceed'."
 
-HINT_E001 = "Set DJANGO_MSM = {'MEMCACHED_NODES': 'n1:host1:11211,n2:host2:11211'}."
+HINT_E001 = "Set DJANGO_MSM = {{'MEMCACHED_NODES': 'n1:host1:11211,n2:host2:11211'}}."
 HINT_E002 = "Known keys: {known}."
 HINT_E003 = "Use 'id:host:port' entries separated by commas, or a single 'host:port'."
 HINT_E004 = "Give every node its own id."
@@ -58,6 +61,8 @@ HINT_E015 = (
     "without it a hung Redis server holds every request."
 )
 HINT_E016 = "Use 'id:redis://host:port/db' or 'id:rediss://host:port/db'."
+HINT_E017 = "Use node ids separated by commas, such as 'n1', or a list of ids."
+HINT_E018 = "Use shorter 'static:<name>' tokens: memcached keys stop at 250 bytes."
 HINT_E020 = "Use the instance name the load balancer routes on, such as 'web1'."
 HINT_E021 = "Use a Python regex matched against request.path, such as r'\\.(css|js|png)$'."
 HINT_E022 = "Use a bool."
@@ -72,6 +77,8 @@ POSITIVE_INT_KEYS = (
 )
 BOOL_KEYS = ("STICKY", "SESSION_BACKUP_ASYNC", "ENABLED")
 PLANNED_KEYS = ("SESSION_ATTRIBUTE_FILTER", "ENABLE_STATISTICS")
+# memcached keys stop at 250 bytes: "lock:" or "bak:" + prefix + the longest session key.
+MAX_PREFIX_LENGTH = 250 - len("lock:") - MAX_KEY_LENGTH
 _STATIC_TOKEN = re.compile(r"\Astatic:[A-Za-z0-9_.-]{1,64}\Z")
 
 
@@ -127,7 +134,7 @@ def _check_failover(raw: dict[str, Any], nodes: tuple[Any, ...]) -> list[CheckMe
     try:
         failover = split_spec(raw["FAILOVER_NODES"])
     except NodeSpecError as exc:
-        return [_error(E003, HINT_E003, 3, error=str(exc))]
+        return [_error(E017, HINT_E017, 17, error=str(exc))]
     if not failover:
         return []
     if len(nodes) < 2 or nodes[0].id is None:
@@ -141,7 +148,8 @@ def _check_failover(raw: dict[str, Any], nodes: tuple[Any, ...]) -> list[CheckMe
 
 def _check_numbers(raw: dict[str, Any]) -> list[CheckMessage]:
     def positive(value: Any, kind: type) -> bool:
-        return isinstance(value, kind) and not isinstance(value, bool) and value > 0
+        number = isinstance(value, kind) and not isinstance(value, bool)
+        return number and math.isfinite(value) and value > 0
 
     errors = [
         _error(E008, HINT_E008, 8, key=key)
@@ -197,11 +205,17 @@ def _check_request_scoped(raw: dict[str, Any]) -> list[CheckMessage]:
 def _check_prefix(raw: dict[str, Any]) -> list[CheckMessage]:
     value = raw["STORAGE_KEY_PREFIX"]
     tokens = split_spec(value) if isinstance(value, str) else [repr(value)]
-    return [
+    errors = [
         _error(E009, HINT_E009, 9, token=token)
         for token in tokens
         if not _STATIC_TOKEN.match(token)
     ]
+    if errors:
+        return errors
+    length = len(storage_prefix(value))
+    if length > MAX_PREFIX_LENGTH:
+        errors.append(_error(E018, HINT_E018, 18, length=length, limit=MAX_PREFIX_LENGTH))
+    return errors
 
 
 def validate() -> list[CheckMessage]:

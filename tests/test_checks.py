@@ -1,0 +1,523 @@
+"""System checks of DJANGO_MSM: every id, with its exact message and hint written out.
+
+Messages are spelled out here rather than built from ``checks.E00x`` so that a changed message
+fails a test (users grep for them, docs quote them). E010 (node kinds) is left to the Redis work.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from django.core.checks import CheckMessage, Error, run_checks
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+
+from django_msm import checks
+from django_msm.conf import get_config
+from django_msm.exceptions import ConfigurationError
+from django_msm.nodes import NodeKind
+
+NODES = "n1:127.0.0.1:11211,n2:127.0.0.1:11212"
+KNOWN_KEYS = (
+    "Known keys: MEMCACHED_NODES, FAILOVER_NODES, STICKY, ROUTE, REQUEST_URI_IGNORE_PATTERN, "
+    "SESSION_BACKUP_ASYNC, BACKUP_THREAD_COUNT, BACKUP_QUEUE_SIZE, SESSION_BACKUP_TIMEOUT, "
+    "OPERATION_TIMEOUT, STORAGE_KEY_PREFIX, ENABLED, MAX_SESSION_SIZE, COMPRESS_MIN_SIZE, "
+    "RETRY_TIMEOUT, RETRY_ATTEMPTS, LOCAL_CACHE_ENTRIES, LOCAL_CACHE_BYTES, LOCKING_MODE, "
+    "LOCK_EXPIRATION, LOCK_WAIT_TIMEOUT, LOCK_TIMEOUT_POLICY, SESSION_ATTRIBUTE_FILTER, "
+    "ENABLE_STATISTICS."
+)
+
+
+def reports(msm: Any) -> list[CheckMessage]:
+    """Return what both the validator and Django's check framework say about ``msm``."""
+    with override_settings(DJANGO_MSM=msm):
+        found = checks.validate()
+        assert run_checks(tags=["django_msm"]) == found
+    return found
+
+
+def e003(error: str) -> Error:
+    return Error(
+        f"DJANGO_MSM['MEMCACHED_NODES'] is invalid: {error}.",
+        hint="Use 'id:host:port' entries separated by commas, or a single 'host:port'.",
+        id="django_msm.E003",
+    )
+
+
+def e008(key: str) -> Error:
+    return Error(
+        f"DJANGO_MSM[{key!r}] must be a positive number of seconds.",
+        hint="Use a duration in seconds greater than 0, such as 1.0.",
+        id="django_msm.E008",
+    )
+
+
+def e011(key: str) -> Error:
+    return Error(
+        f"DJANGO_MSM[{key!r}] must be a positive integer.",
+        hint="Use a whole number greater than 0.",
+        id="django_msm.E011",
+    )
+
+
+def e012(key: str, default: str) -> Error:
+    return Error(
+        f"DJANGO_MSM[{key!r}] is not supported yet; only {default} is accepted.",
+        hint="Remove the key or set it to its default.",
+        id="django_msm.E012",
+    )
+
+
+# -- good configurations ---------------------------------------------------------------------
+def test_project_test_settings_pass() -> None:
+    assert run_checks(tags=["django_msm"]) == []
+
+
+def test_every_key_set_to_a_valid_value_passes() -> None:
+    msm = {
+        "MEMCACHED_NODES": "n1:127.0.0.1:11211,n2:127.0.0.1:11212,n3:127.0.0.1:11213",
+        "FAILOVER_NODES": "n3",
+        "OPERATION_TIMEOUT": 0.25,
+        "STORAGE_KEY_PREFIX": "static:shop static:v2",
+        "MAX_SESSION_SIZE": 500_000,
+        "COMPRESS_MIN_SIZE": 1,
+        "RETRY_TIMEOUT": 5,
+        "RETRY_ATTEMPTS": 1,
+        "STICKY": True,
+        "ROUTE": "web_1",
+        "REQUEST_URI_IGNORE_PATTERN": r"^/static/",
+        "SESSION_BACKUP_ASYNC": True,
+        "BACKUP_THREAD_COUNT": 4,
+        "BACKUP_QUEUE_SIZE": 10,
+        "SESSION_BACKUP_TIMEOUT": 0.5,
+        "ENABLED": True,
+        "LOCAL_CACHE_ENTRIES": 100,
+        "LOCAL_CACHE_BYTES": 1024,
+        "LOCKING_MODE": "uriPattern:^/cart/",
+        "LOCK_EXPIRATION": 3,
+        "LOCK_WAIT_TIMEOUT": 0.5,
+        "LOCK_TIMEOUT_POLICY": "proceed",
+        "SESSION_ATTRIBUTE_FILTER": None,
+        "ENABLE_STATISTICS": True,
+    }
+    assert reports(msm) == []
+
+
+def test_empty_dict_uses_defaults_and_passes() -> None:
+    assert reports({}) == []
+
+
+TWO = [("n1", "10.0.0.1:11211"), ("n2", "10.0.0.2:11211")]
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("n1:10.0.0.1:11211,n2:10.0.0.2:11211", TWO),
+        ("n1:10.0.0.1:11211 n2:10.0.0.2:11211", TWO),
+        ("n1:10.0.0.1:11211, n2:10.0.0.2:11211", TWO),
+        ("\n  n1:10.0.0.1:11211\n\tn2:10.0.0.2:11211\n", TWO),
+        (["n1:10.0.0.1:11211", "n2:10.0.0.2:11211"], TWO),
+        (("n1:a:1", "n2:b:2 n3:c:3"), [("n1", "a:1"), ("n2", "b:2"), ("n3", "c:3")]),
+        ("127.0.0.1:11211", [(None, "127.0.0.1:11211")]),
+        ("cache-1.example.com:11211", [(None, "cache-1.example.com:11211")]),
+        ("[::1]:11211", [(None, "[::1]:11211")]),
+        ("n1:[::1]:11211,n2:[fe80::1]:11212", [("n1", "[::1]:11211"), ("n2", "[fe80::1]:11212")]),
+        ("node_A:memcached-a.internal:65535", [("node_A", "memcached-a.internal:65535")]),
+    ],
+)
+def test_memcached_node_forms_of_design_parse(spec: Any, expected: list[tuple]) -> None:
+    assert reports({"MEMCACHED_NODES": spec}) == []
+    with override_settings(DJANGO_MSM={"MEMCACHED_NODES": spec}):
+        nodes = get_config().nodes
+    assert [(node.id, node.address) for node in nodes] == expected
+    assert {node.kind for node in nodes} == {NodeKind.MEMCACHED}
+
+
+# -- E001 / E002 -----------------------------------------------------------------------------
+@pytest.mark.parametrize("value", ["n1:127.0.0.1:11211", ["n1:127.0.0.1:11211"], None, 42])
+def test_e001_setting_not_a_dict(value: Any) -> None:
+    assert reports(value) == [
+        Error(
+            "DJANGO_MSM must be a dict.",
+            hint="Set DJANGO_MSM = {'MEMCACHED_NODES': 'n1:host1:11211,n2:host2:11211'}.",
+            id="django_msm.E001",
+        )
+    ]
+
+
+def test_e002_unknown_keys_each_reported() -> None:
+    assert reports({"MEMCACHED_NODES": NODES, "NODES": "x", "memcached_nodes": NODES}) == [
+        Error("DJANGO_MSM has unknown key 'NODES'.", hint=KNOWN_KEYS, id="django_msm.E002"),
+        Error(
+            "DJANGO_MSM has unknown key 'memcached_nodes'.", hint=KNOWN_KEYS, id="django_msm.E002"
+        ),
+    ]
+
+
+# -- E003: MEMCACHED_NODES that do not parse ------------------------------------------------
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        ("n1:127.0.0.1", "cannot parse node 'n1:127.0.0.1'; expected id:host:port"),
+        ("n1:127.0.0.1:", "cannot parse node 'n1:127.0.0.1:'; expected id:host:port"),
+        ("n1:127.0.0.1:http", "cannot parse node 'n1:127.0.0.1:http'; expected id:host:port"),
+        ("n1:127.0.0.1:123456", "cannot parse node 'n1:127.0.0.1:123456'; expected id:host:port"),
+        ("n1:127.0.0.1:70000", "port out of range in 'n1:127.0.0.1:70000'"),
+        ("n1:127.0.0.1:0", "port out of range in 'n1:127.0.0.1:0'"),
+        ("127.0.0.1:99999", "port out of range in '127.0.0.1:99999'"),
+        ("!!garbage!!", "cannot parse node '!!garbage!!'; expected id:host:port"),
+        ("n-1:127.0.0.1:11211", "cannot parse node 'n-1:127.0.0.1:11211'; expected id:host:port"),
+        ("n1:a b:1", "cannot parse node 'n1:a'; expected id:host:port"),
+        ("n1:h:1\x00", "cannot parse node 'n1:h:1\\x00'; expected id:host:port"),
+        (
+            "n1:127.0.0.1:11211,127.0.0.1:11212",
+            "a node without id is only allowed as the single node",
+        ),
+        (
+            "127.0.0.1:11211 127.0.0.1:11212",
+            "a node without id is only allowed as the single node",
+        ),
+        ("", "no nodes configured"),
+        (" , ", "no nodes configured"),
+        ([], "no nodes configured"),
+        (11211, "expected a string or a list of strings, got int"),
+        ({"n1": "127.0.0.1:11211"}, "expected a string or a list of strings, got dict"),
+        (["n1:127.0.0.1:11211", None], "expected strings, got None"),
+    ],
+)
+def test_e003_unparseable_nodes(spec: Any, error: str) -> None:
+    assert reports({"MEMCACHED_NODES": spec}) == [e003(error)]
+
+
+def test_e003_stops_the_node_checks_but_not_the_others() -> None:
+    found = reports({"MEMCACHED_NODES": "n1:h", "FAILOVER_NODES": "zz", "RETRY_ATTEMPTS": 0})
+    assert found == [
+        e003("cannot parse node 'n1:h'; expected id:host:port"),
+        e011("RETRY_ATTEMPTS"),
+    ]
+
+
+# -- E004 - E007: node ids and failover nodes ---------------------------------------------------
+def test_e004_duplicate_ids_reported_once_each_in_order() -> None:
+    spec = "n2:h:1,n1:h:2,n1:h:3,n2:h:4,n1:h:5"
+    hint, id_ = "Give every node its own id.", "django_msm.E004"
+    assert reports({"MEMCACHED_NODES": spec}) == [
+        Error("DJANGO_MSM['MEMCACHED_NODES'] repeats node id 'n1'.", hint=hint, id=id_),
+        Error("DJANGO_MSM['MEMCACHED_NODES'] repeats node id 'n2'.", hint=hint, id=id_),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("failover", "unknown"),
+    [("n3", ["n3"]), ("n3,n4", ["n3", "n4"]), (["n1", "n3"], ["n3"]), ("n1 n2 n3", ["n3"])],
+)
+def test_e005_failover_id_unknown(failover: Any, unknown: list[str]) -> None:
+    assert reports({"MEMCACHED_NODES": NODES, "FAILOVER_NODES": failover}) == [
+        Error(
+            f"DJANGO_MSM['FAILOVER_NODES'] names unknown node {node_id!r}.",
+            hint="Use ids from MEMCACHED_NODES.",
+            id="django_msm.E005",
+        )
+        for node_id in unknown
+    ]
+
+
+@pytest.mark.parametrize("failover", ["n1,n2", "n2 n1", ["n1", "n2", "n1"]])
+def test_e006_all_nodes_failover(failover: Any) -> None:
+    assert reports({"MEMCACHED_NODES": NODES, "FAILOVER_NODES": failover}) == [
+        Error(
+            "DJANGO_MSM['FAILOVER_NODES'] lists every node.",
+            hint="Leave at least one regular node out of FAILOVER_NODES.",
+            id="django_msm.E006",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("nodes", "failover"),
+    [("n1:127.0.0.1:11211", "n1"), ("127.0.0.1:11211", "n1"), ("[::1]:11211", "x")],
+)
+def test_e007_failover_with_a_single_node(nodes: str, failover: str) -> None:
+    assert reports({"MEMCACHED_NODES": nodes, "FAILOVER_NODES": failover}) == [
+        Error(
+            "DJANGO_MSM['FAILOVER_NODES'] needs nodes with ids.",
+            hint="Configure two or more nodes as 'id:host:port'.",
+            id="django_msm.E007",
+        )
+    ]
+
+
+def test_e017_failover_nodes_of_wrong_type() -> None:
+    """FAILOVER_NODES=5 is a problem of FAILOVER_NODES, not of MEMCACHED_NODES (was E003)."""
+    assert reports({"MEMCACHED_NODES": NODES, "FAILOVER_NODES": 5}) == [
+        Error(
+            "DJANGO_MSM['FAILOVER_NODES'] is invalid: expected a string or a list of strings, "
+            "got int.",
+            hint="Use node ids separated by commas, such as 'n1', or a list of ids.",
+            id="django_msm.E017",
+        )
+    ]
+
+
+# -- E008 / E011: numbers --------------------------------------------------------------------
+BAD_DURATIONS = [0, 0.0, -1, -0.5, "1.0", True, False, None, math.nan, [1.0]]
+
+
+DURATIONS = [
+    "OPERATION_TIMEOUT", "RETRY_TIMEOUT", "SESSION_BACKUP_TIMEOUT", "LOCK_EXPIRATION",
+]
+
+
+@pytest.mark.parametrize("key", DURATIONS)
+@pytest.mark.parametrize("value", BAD_DURATIONS, ids=repr)
+def test_e008_bad_durations(key: str, value: Any) -> None:
+    assert reports({key: value}) == [e008(key)]
+
+
+@pytest.mark.parametrize("key", DURATIONS)
+def test_e008_infinite_duration_is_not_a_bound(key: str) -> None:
+    """inf passes ``> 0`` but is no bound: sockets reject it (OverflowError) (bug: accepted)."""
+    assert reports({key: math.inf}) == [e008(key)]
+
+
+@pytest.mark.parametrize("value", [0, -1, "1.0", True, math.nan], ids=repr)
+def test_e008_lock_wait_timeout(value: Any) -> None:
+    assert reports({"LOCK_WAIT_TIMEOUT": value}) == [e008("LOCK_WAIT_TIMEOUT")]
+
+
+@pytest.mark.parametrize("value", [None, 0.2, 3])
+def test_good_lock_wait_timeout(value: Any) -> None:
+    assert reports({"LOCK_WAIT_TIMEOUT": value}) == []
+
+
+@pytest.mark.parametrize("key", DURATIONS)
+@pytest.mark.parametrize("value", [1, 0.001, 30.0])
+def test_good_durations(key: str, value: float) -> None:
+    assert reports({key: value}) == []
+
+
+POSITIVE_INTS = [
+    "MAX_SESSION_SIZE", "COMPRESS_MIN_SIZE", "RETRY_ATTEMPTS", "BACKUP_QUEUE_SIZE",
+    "LOCAL_CACHE_ENTRIES", "LOCAL_CACHE_BYTES",
+]
+
+
+@pytest.mark.parametrize("key", POSITIVE_INTS)
+@pytest.mark.parametrize("value", [0, -5, 1.5, 2.0, "10", True, None], ids=repr)
+def test_e011_bad_positive_ints(key: str, value: Any) -> None:
+    assert reports({key: value}) == [e011(key)]
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.0, "4", True])
+def test_e011_backup_thread_count(value: Any) -> None:
+    assert reports({"BACKUP_THREAD_COUNT": value}) == [e011("BACKUP_THREAD_COUNT")]
+
+
+@pytest.mark.parametrize("value", [None, 1, 64])
+def test_good_backup_thread_count(value: Any) -> None:
+    assert reports({"BACKUP_THREAD_COUNT": value}) == []
+
+
+def test_number_errors_come_in_key_order() -> None:
+    found = reports({"RETRY_ATTEMPTS": 0, "OPERATION_TIMEOUT": -1, "MAX_SESSION_SIZE": "1"})
+    assert found == [e008("OPERATION_TIMEOUT"), e011("MAX_SESSION_SIZE"), e011("RETRY_ATTEMPTS")]
+
+
+# -- E009: STORAGE_KEY_PREFIX ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("prefix", "tokens"),
+    [
+        ("host", ["host"]),
+        ("context webappVersion", ["context", "webappVersion"]),
+        ("static:", ["static:"]),
+        ("static:shop,webappVersion", ["webappVersion"]),
+        ("static:a/b", ["static:a/b"]),
+        ("static:a:b", ["static:a:b"]),
+        ("static:" + "a" * 65, ["static:" + "a" * 65]),
+        ("STATIC:shop", ["STATIC:shop"]),
+        (5, ["5"]),
+        (None, ["None"]),
+    ],
+)
+def test_e009_bad_prefix_tokens(prefix: Any, tokens: list[str]) -> None:
+    assert reports({"STORAGE_KEY_PREFIX": prefix}) == [
+        Error(
+            f"DJANGO_MSM['STORAGE_KEY_PREFIX'] has unsupported token {token!r}.",
+            hint="Use 'static:<name>' tokens of letters, digits, '_', '.' and '-'.",
+            id="django_msm.E009",
+        )
+        for token in tokens
+    ]
+
+
+@pytest.mark.parametrize("prefix", ["", "static:shop", "static:a.b-c_1 static:v2", "static:x,"])
+def test_good_prefixes(prefix: str) -> None:
+    assert reports({"STORAGE_KEY_PREFIX": prefix}) == []
+
+
+def test_e018_prefix_too_long_for_memcached_keys() -> None:
+    """memcached keys stop at 250 bytes; ``lock:`` + prefix + a 98-char key must fit (was
+    unchecked, so every operation failed client-side and quarantined every node)."""
+    prefix = " ".join(f"static:{letter * 64}" for letter in "abc")
+    assert reports({"STORAGE_KEY_PREFIX": prefix}) == [
+        Error(
+            "DJANGO_MSM['STORAGE_KEY_PREFIX'] is 195 characters long; the limit is 147.",
+            hint="Use shorter 'static:<name>' tokens: memcached keys stop at 250 bytes.",
+            id="django_msm.E018",
+        )
+    ]
+
+
+# -- E012: keys planned for later releases -----------------------------------------------------
+@pytest.mark.parametrize(
+    ("key", "value", "default"),
+    [
+        ("SESSION_ATTRIBUTE_FILTER", "^user", "None"),
+        ("SESSION_ATTRIBUTE_FILTER", "", "None"),
+        ("ENABLE_STATISTICS", False, "True"),
+        ("ENABLE_STATISTICS", None, "True"),
+    ],
+)
+def test_e012_planned_key_with_non_default_value(key: str, value: Any, default: str) -> None:
+    assert reports({"MEMCACHED_NODES": NODES, key: value}) == [e012(key, default)]
+
+
+def test_e012_planned_keys_at_their_defaults_pass() -> None:
+    defaults = {key: checks.CONFIG_DEFAULTS[key] for key in checks.PLANNED_KEYS}
+    assert reports({"MEMCACHED_NODES": NODES, **defaults}) == []
+
+
+# -- E020 - E022: request-scoped keys -----------------------------------------------------------
+@pytest.mark.parametrize("route", ["", "web-1", "web.1", "wéb", "r" * 33, 5, b"web1"], ids=repr)
+def test_e020_bad_route(route: Any) -> None:
+    assert reports({"ROUTE": route}) == [
+        Error(
+            "DJANGO_MSM['ROUTE'] must be None or letters, digits and '_' (max 32).",
+            hint="Use the instance name the load balancer routes on, such as 'web1'.",
+            id="django_msm.E020",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "error"),
+    [
+        ("(", "missing ), unterminated subpattern at position 0"),
+        ("*.png", "nothing to repeat at position 0"),
+        (5, "first argument must be string or compiled pattern"),
+    ],
+)
+def test_e021_bad_ignore_pattern(pattern: Any, error: str) -> None:
+    assert reports({"REQUEST_URI_IGNORE_PATTERN": pattern}) == [
+        Error(
+            f"DJANGO_MSM['REQUEST_URI_IGNORE_PATTERN'] is not a valid regex: {error}.",
+            hint="Use a Python regex matched against request.path, such as r'\\.(css|js|png)$'.",
+            id="django_msm.E021",
+        )
+    ]
+
+
+@pytest.mark.parametrize("key", ["STICKY", "SESSION_BACKUP_ASYNC", "ENABLED"])
+@pytest.mark.parametrize("value", [0, 1, "yes", "False", None], ids=repr)
+def test_e022_bool_keys(key: str, value: Any) -> None:
+    assert reports({key: value}) == [
+        Error(
+            f"DJANGO_MSM[{key!r}] must be True or False.", hint="Use a bool.", id="django_msm.E022"
+        )
+    ]
+
+
+def test_request_scoped_errors_come_last() -> None:
+    found = reports({"ENABLED": "no", "ROUTE": "a-b", "RETRY_ATTEMPTS": 0})
+    assert [message.id for message in found] == [
+        "django_msm.E011", "django_msm.E022", "django_msm.E020"
+    ]
+
+
+# -- E023 - E025: locking ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "mode", ["sometimes", "All", "uriPattern", "all:/cart", "none:", "", None, 5], ids=repr
+)
+def test_e023_bad_locking_mode(mode: Any) -> None:
+    assert reports({"LOCKING_MODE": mode}) == [
+        Error(
+            f"DJANGO_MSM['LOCKING_MODE'] is invalid: {mode!r}.",
+            hint="Use 'none', 'all', 'auto' or 'uriPattern:<regex>'.",
+            id="django_msm.E023",
+        )
+    ]
+
+
+@pytest.mark.parametrize("mode", ["none", "all", "auto", "uriPattern:^/cart/", "uriPattern:"])
+def test_good_locking_modes(mode: str) -> None:
+    assert reports({"LOCKING_MODE": mode}) == []
+
+
+def test_e024_bad_uri_pattern() -> None:
+    assert reports({"LOCKING_MODE": "uriPattern:(cart"}) == [
+        Error(
+            "DJANGO_MSM['LOCKING_MODE'] uriPattern is not a valid regex: "
+            "missing ), unterminated subpattern at position 0.",
+            hint="Use a Python regex searched in request.path, such as 'uriPattern:^/cart/'.",
+            id="django_msm.E024",
+        )
+    ]
+
+
+@pytest.mark.parametrize("policy", ["wait", "FAIL", None, True])
+def test_e025_bad_lock_timeout_policy(policy: Any) -> None:
+    assert reports({"LOCK_TIMEOUT_POLICY": policy}) == [
+        Error(
+            "DJANGO_MSM['LOCK_TIMEOUT_POLICY'] must be 'fail' or 'proceed'.",
+            hint="Use 'fail' (answer 503 with Retry-After) or 'proceed' (run unlocked, warn).",
+            id="django_msm.E025",
+        )
+    ]
+
+
+# -- conf.get_config ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("msm", "text"),
+    [
+        (
+            {"OPERATION_TIMEOUT": 0},
+            "django_msm.E008: DJANGO_MSM['OPERATION_TIMEOUT'] must be a positive number of "
+            "seconds. (Use a duration in seconds greater than 0, such as 1.0.)",
+        ),
+        ("n1:h:1", "django_msm.E001: DJANGO_MSM must be a dict."),
+        (
+            {"MEMCACHED_NODES": "n1:h:1,n1:h:2"},
+            "django_msm.E004: DJANGO_MSM['MEMCACHED_NODES'] repeats node id 'n1'.",
+        ),
+    ],
+)
+def test_get_config_raises_naming_the_check_id(msm: Any, text: str) -> None:
+    with override_settings(DJANGO_MSM=msm), pytest.raises(ConfigurationError) as info:
+        get_config()
+    assert str(info.value).startswith(text)
+    assert isinstance(info.value, ImproperlyConfigured)
+
+
+def test_get_config_is_re_read_after_override_settings() -> None:
+    before = get_config()
+    assert [node.id for node in before.nodes] == ["n1", "n2"]
+    assert get_config() is before  # cached while nothing changes
+    msm = {"MEMCACHED_NODES": "a:h:1,b:h:2,c:h:3", "FAILOVER_NODES": "a", "RETRY_ATTEMPTS": 7}
+    with override_settings(DJANGO_MSM=msm):
+        inside = get_config()
+        assert [(node.id, node.failover) for node in inside.nodes] == [
+            ("b", False), ("c", False), ("a", True)
+        ]
+        assert inside.retry_attempts == 7
+        with override_settings(SECRET_KEY="another"):
+            assert get_config().signing_keys != inside.signing_keys
+    assert get_config() == before
+
+
+def test_get_config_after_a_bad_override_recovers() -> None:
+    with override_settings(DJANGO_MSM={"RETRY_ATTEMPTS": 0}), pytest.raises(ConfigurationError):
+        get_config()
+    assert get_config().retry_attempts == 2
