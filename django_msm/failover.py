@@ -57,6 +57,10 @@ class NodeHealth:
                 return True
             return False
 
+    def probe_due(self) -> bool:
+        """True if ``available()`` would let an operation through now (no side effect)."""
+        return self.state is NodeState.UP or self.clock.monotonic() >= self._retry_at
+
     def record_success(self) -> None:
         """Note an answer from the node; a quarantined node is back."""
         if self.state is NodeState.UP and self.failures == 0:

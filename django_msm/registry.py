@@ -69,17 +69,32 @@ class NodeRegistry:
 
     def new_session_nodes(self) -> list[Node]:
         """Available nodes for a new session: regular ones in random order, then failover ones."""
-        regular = [n for n in self.nodes if not n.failover and self.health[n].available()]
-        failover = [n for n in self.nodes if n.failover and self.health[n].available()]
+        # probe_due, not available(): the probe a quarantined node is owed is spent by call().
+        regular = [n for n in self.nodes if not n.failover and self.health[n].probe_due()]
+        failover = [n for n in self.nodes if n.failover and self.health[n].probe_due()]
         random.shuffle(regular)
         random.shuffle(failover)
         return regular + failover
 
     def regular_available(self) -> bool:
-        """True if some regular (non-failover) node is not quarantined."""
-        return any(
-            not node.failover and self.health[node].state is NodeState.UP for node in self.nodes
-        )
+        """True if some regular (non-failover) node is up, probing those that are due.
+
+        Read-only traffic on sessions parked on a failover node sends nothing to the regular
+        nodes, so without this probe they would never be seen back (at most one ping per
+        RETRY_TIMEOUT per node and process).
+        """
+        for node in self.nodes:
+            health = self.health[node]
+            if node.failover:
+                continue
+            if health.state is not NodeState.UP and health.probe_due():
+                try:
+                    self.call(node, lambda store: store.ping())
+                except NodeUnavailable:
+                    continue
+            if health.state is NodeState.UP:
+                return True
+        return False
 
     def backup_nodes(self, primary: Node) -> list[Node]:
         """Nodes after ``primary`` in configured order (failover nodes last), wrapping around.

@@ -1,0 +1,64 @@
+"""Settings of the test app, read from the environment of each app process.
+
+``MSM_NODES``     MEMCACHED_NODES (required unless ``MSM_ENABLED=0``)
+``MSM_ROUTE``     ROUTE; empty or unset: no route
+``MSM_STICKY``    ``1`` for STICKY=True
+``MSM_FAILOVER``  FAILOVER_NODES
+``MSM_IGNORE``    REQUEST_URI_IGNORE_PATTERN
+``MSM_ENABLED``   ``0`` for ENABLED=False
+``MSM_INSTANCE``  this instance's name, echoed by every view
+``MSM_RETRY_TIMEOUT`` / ``MSM_OPERATION_TIMEOUT``  failover knobs (seconds)
+
+The SECRET_KEY and the user's password hash are the same in every instance on purpose: a login
+made on one instance must be valid on the others, as in a real cluster.
+"""
+
+import os
+
+INSTANCE = os.environ.get("MSM_INSTANCE", "app")
+
+SECRET_KEY = "django_msm-http-tests-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+USE_TZ = True
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django_msm",
+]
+# In memory: each process builds its own copy of the same user at startup (wsgi.py).
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+# Fast and deterministic with a fixed salt (wsgi.py): test data, not a password store.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+MIDDLEWARE = [
+    "django_msm.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+ROOT_URLCONF = "tests.http_app.urls"
+SESSION_ENGINE = "django_msm.session"
+
+
+def _msm_settings() -> dict[str, object]:
+    env = os.environ
+    msm: dict[str, object] = {
+        "MEMCACHED_NODES": env.get("MSM_NODES", "127.0.0.1:11211"),
+        "FAILOVER_NODES": env.get("MSM_FAILOVER", ""),
+        "STICKY": env.get("MSM_STICKY", "0") == "1",
+        "ROUTE": env.get("MSM_ROUTE") or None,
+        "REQUEST_URI_IGNORE_PATTERN": env.get("MSM_IGNORE") or None,
+        "ENABLED": env.get("MSM_ENABLED", "1") == "1",
+        "OPERATION_TIMEOUT": float(env.get("MSM_OPERATION_TIMEOUT", "0.5")),
+        "RETRY_TIMEOUT": float(env.get("MSM_RETRY_TIMEOUT", "0.5")),
+    }
+    return msm
+
+
+DJANGO_MSM = _msm_settings()
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "loggers": {"django_msm": {"handlers": ["stderr"], "level": "INFO"}},
+}

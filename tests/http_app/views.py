@@ -1,0 +1,98 @@
+"""Views of the test app. Every answer is JSON naming the instance and worker pid that served it.
+
+``key`` in a body is the session key as the view saw it; a key changed at save time (takeover,
+relocation, login's ``cycle_key``) reaches the client only in ``Set-Cookie``, which is what the
+tests follow.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+
+from django.conf import settings
+from django.contrib.auth import authenticate, login
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_POST
+
+from django_msm.stats import statistics
+
+USERNAME = "alice"
+PASSWORD = "wonderland"
+MAX_BIG_SIZE = 4_000_000  # a bound on ?size=, far above what the tests ask for
+
+
+def _answer(request: HttpRequest, **extra: object) -> JsonResponse:
+    session = request.session
+    user = request.user if hasattr(request, "user") else None
+    body = {
+        "instance": settings.INSTANCE,
+        "pid": os.getpid(),
+        "key": session.session_key,
+        "count": session.get("count", 0),
+        "cart": session.get("cart", []),
+        "big_length": len(session.get("big", "")),
+        "user": user.get_username() if user is not None and user.is_authenticated else None,
+        **extra,
+    }
+    return JsonResponse(body)
+
+
+def health(request: HttpRequest) -> JsonResponse:
+    """Readiness probe: never touches the session."""
+    return JsonResponse({"instance": settings.INSTANCE, "pid": os.getpid()})
+
+
+def count(request: HttpRequest) -> JsonResponse:
+    """Increment the session's counter; ``?item=`` also appends to the cart (in place)."""
+    session = request.session
+    session["count"] = session.get("count", 0) + 1
+    item = request.GET.get("item")
+    if item:
+        session.setdefault("cart", []).append(item)
+    return _answer(request)
+
+
+def read(request: HttpRequest) -> JsonResponse:
+    """Read the session and change nothing: a read-only request."""
+    return _answer(request)
+
+
+def big(request: HttpRequest) -> JsonResponse:
+    """Store ``?size=`` characters of incompressible text under ``big``."""
+    size = min(int(request.GET.get("size", "0")), MAX_BIG_SIZE)
+    raw = os.urandom(size * 3 // 4 + 3)
+    request.session["big"] = base64.b64encode(raw).decode("ascii")[:size]
+    return _answer(request)
+
+
+def static_writer(request: HttpRequest) -> JsonResponse:
+    """A "static" URL whose view writes the session anyway, as msm #401's filters did.
+
+    With the ignore pattern configured, none of this may reach a node or the cookie.
+    """
+    session = request.session
+    seen = dict(session.items())
+    session["count"] = 10_000
+    session["cart"] = ["written-by-static"]
+    session.cycle_key()
+    return JsonResponse({"instance": settings.INSTANCE, "seen": seen, "ignored": True})
+
+
+@require_POST
+def login_view(request: HttpRequest) -> JsonResponse:
+    """Log in with ``django.contrib.auth`` (which rotates the session key)."""
+    user = authenticate(
+        request, username=request.POST.get("username"), password=request.POST.get("password")
+    )
+    if user is None:
+        return JsonResponse({"error": "bad credentials"}, status=403)
+    login(request, user)
+    return _answer(request)
+
+
+def stats(request: HttpRequest) -> JsonResponse:
+    """This worker's django_msm counters; never touches the session."""
+    return JsonResponse(
+        {"instance": settings.INSTANCE, "pid": os.getpid(), **statistics.snapshot()["counters"]}
+    )

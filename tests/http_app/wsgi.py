@@ -1,0 +1,29 @@
+"""WSGI entry point: ``gunicorn tests.http_app.wsgi:application``.
+
+Builds the in-memory database and the test user before the first request, so every instance has
+the same user (same primary key, same password hash) and a login survives a move between them.
+"""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.http_app.settings")
+application = get_wsgi_application()
+
+
+def _create_user() -> None:
+    from django.contrib.auth.hashers import make_password
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+
+    from tests.http_app.views import PASSWORD, USERNAME
+
+    call_command("migrate", run_syncdb=True, verbosity=0, interactive=False)
+    # A fixed salt long enough (>= 128 bits) that a login never re-hashes the password with a
+    # random one: the hash is part of the session (auth's session hash) on every instance.
+    password = make_password(PASSWORD, salt="httpappfixedsaltsharedbyinstances")
+    User.objects.create(pk=1, username=USERNAME, password=password)
+
+
+_create_user()
