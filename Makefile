@@ -3,30 +3,51 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test bench lint system-deps venv clean
+.PHONY: test bench lint system-deps venv clean demo tour
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-venv: $(PY)
+# Reinstalled only when the package metadata changes (the stamp file is newer otherwise).
+$(VENV)/.installed: $(PY) setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
 	$(PY) -m pip install --quiet -e ".[test]" 2>&1 | grep -v "is ignored" || true
-	$(PY) -c "import django_msm, pytest_django"
+	$(PY) -c "import django_msm, pytest_django, gunicorn, selenium"
+	touch $@
 
-# memcached and redis-server from Debian's packages: installed when missing and root, else a clear message.
+venv: $(VENV)/.installed
+
+# memcached, redis-server, redis-sentinel, nginx, chromium and chromedriver from Debian's packages: installed when missing and root, else a clear message.
 system-deps:
-	@missing=""; for bin in memcached redis-server; do command -v $$bin >/dev/null || missing="$$missing $$bin"; done; \
+	@missing=""; PATH="$$PATH:/usr/sbin"; for bin in memcached redis-server redis-sentinel nginx chromium chromedriver; do command -v $$bin >/dev/null || missing="$$missing $$bin"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq memcached redis-server >/dev/null; \
+	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq memcached redis-server redis-sentinel nginx chromium chromium-driver >/dev/null; \
 	  else \
-	    echo "missing:$$missing. Install them (Debian: sudo apt-get install -y memcached redis-server) and run again." >&2; exit 1; \
+	    echo "missing:$$missing. Install them (Debian: sudo apt-get install -y memcached redis-server redis-sentinel nginx chromium chromium-driver) and run again." >&2; exit 1; \
 	  fi; \
 	fi
 
 test: system-deps venv
 	scripts/fetch-django-tests $(PY)
 	$(PY) -m pytest
+
+# Per-request cost next to Django's cache engine; starts and stops its own memcached (bench/run.py).
+bench: system-deps venv
+	BENCH_COMMAND="make bench" $(PY) -m bench.run
+
+# Counting speed and memory of msm_status: 1,000,000 sessions on 2 memcached nodes.
+.PHONY: bench-count
+bench-count: system-deps venv
+	$(PY) -m bench.count_sessions
+
+# The demo cluster (2 memcached nodes, 2 gunicorn instances of testproject, nginx) and its narrated
+# tour, then serving until Ctrl-C; `make tour` runs the tour alone and fails if a step misbehaved.
+demo: system-deps venv
+	$(PY) -m demo
+
+tour: system-deps venv
+	$(PY) -m demo --tour-only --mode all
 
 lint: venv
 	$(VENV)/bin/ruff check .

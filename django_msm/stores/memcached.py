@@ -13,7 +13,12 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from pymemcache.client.base import PooledClient
-from pymemcache.exceptions import MemcacheError, MemcacheServerError, MemcacheUnknownError
+from pymemcache.exceptions import (
+    MemcacheError,
+    MemcacheServerError,
+    MemcacheUnexpectedCloseError,
+    MemcacheUnknownError,
+)
 
 from ..clock import Clock, SystemClock
 from ..exceptions import ItemTooLarge, NodeUnavailable
@@ -54,6 +59,9 @@ def _wrap_errors(method: Callable[..., T]) -> Callable[..., T]:
     def wrapper(self: MemcachedStore, *args: object) -> T:
         try:
             return method(self, *args)
+        except MemcacheUnexpectedCloseError as exc:  # a MemcacheServerError, but a dead socket
+            self.drop_connections()
+            raise NodeUnavailable(self.node.label, exc) from exc
         except MemcacheServerError as exc:
             if any(marker in str(exc).encode() for marker in _TOO_LARGE):
                 raise ItemTooLarge(f"node {self.node.label!r}: {exc}") from exc
@@ -61,6 +69,10 @@ def _wrap_errors(method: Callable[..., T]) -> Callable[..., T]:
         except ConnectionRefusedError as exc:
             raise NodeUnavailable(self.node.label, exc, refused=True) from exc
         except (OSError, MemcacheError) as exc:
+            # One broken connection means the others pooled with it are likely broken too (a
+            # restarted node closed them all): drop them, or each would fail once in turn and
+            # quarantine a healthy node again and again.
+            self.drop_connections()
             raise NodeUnavailable(self.node.label, exc) from exc
 
     return wrapper
@@ -155,6 +167,11 @@ class MemcachedStore(Store):
     @_wrap_errors
     def ping(self) -> None:
         self.client.version()
+
+    def drop_connections(self) -> None:
+        """Close every pooled connection; new ones are opened on demand."""
+        self.client.client_pool.clear()
+        self.backup_client.client_pool.clear()
 
     def close(self) -> None:
         self.client.close()
