@@ -19,12 +19,12 @@ venv: $(VENV)/.installed
 
 # memcached, redis-server, redis-sentinel, nginx, chromium and chromedriver from Debian's packages: installed when missing and root, else a clear message.
 system-deps:
-	@missing=""; PATH="$$PATH:/usr/sbin"; for bin in memcached redis-server redis-sentinel nginx chromium chromedriver; do command -v $$bin >/dev/null || missing="$$missing $$bin"; done; \
+	@missing=""; PATH="$$PATH:/usr/sbin"; for bin in memcached redis-server redis-sentinel nginx chromium chromedriver openssl; do command -v $$bin >/dev/null || missing="$$missing $$bin"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq memcached redis-server redis-sentinel nginx chromium chromium-driver >/dev/null; \
+	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq memcached redis-server redis-sentinel nginx chromium chromium-driver openssl >/dev/null; \
 	  else \
-	    echo "missing:$$missing. Install them (Debian: sudo apt-get install -y memcached redis-server redis-sentinel nginx chromium chromium-driver) and run again." >&2; exit 1; \
+	    echo "missing:$$missing. Install them (Debian: sudo apt-get install -y memcached redis-server redis-sentinel nginx chromium chromium-driver openssl) and run again." >&2; exit 1; \
 	  fi; \
 	fi
 

@@ -55,7 +55,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
 
 # Django settings whose change invalidates the cached config.
 WATCHED_SETTINGS = frozenset(
-    {"DJANGO_MSM", "SECRET_KEY", "SECRET_KEY_FALLBACKS", "SESSION_SERIALIZER"}
+    {"DJANGO_MSM", "SECRET_KEY", "SECRET_KEY_FALLBACKS", "SESSION_SERIALIZER", "CACHES"}
 )
 SIGNING_SALT = b"django_msm.envelope"
 

@@ -50,7 +50,7 @@ class NoNodesAvailable(NodeError):
     def __init__(self, causes: dict[str, str]):
         self.causes = causes
         detail = "; ".join(f"{node}: {why}" for node, why in causes.items()) or "no nodes"
-        super().__init__(f"no memcached node can store the session ({detail})")
+        super().__init__(f"no node can store the session ({detail})")
 
 
 class ItemTooLarge(NodeError):

@@ -37,14 +37,15 @@ class Node:
 
     @property
     def label(self) -> str:
-        """Name the node in logs and errors, also when it has no id."""
-        return self.id if self.id is not None else self.address
+        """Name the node in logs and errors, also when it has no id (never with a password)."""
+        return self.id if self.id is not None else _USERINFO.sub(r"\1***@", self.address)
 
 
 class NodeSpecError(ConfigurationError):
     """Raised when MEMCACHED_NODES cannot be parsed; the message names the offending part."""
 
 
+_USERINFO = re.compile(r"^(rediss?://)[^@/]*@")
 _ID = r"(?P<id>[A-Za-z0-9_]{1,32})"
 _HOST = r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)"
 _PORT = r"(?P<port>\d{1,5})"

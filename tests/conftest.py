@@ -1,4 +1,4 @@
-"""Fixtures that start real memcached processes and point DJANGO_MSM at them."""
+"""Fixtures that start real memcached and Redis processes and point DJANGO_MSM at them."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.redis_servers import RedisProcess
 from tests.servers import MemcachedProcess
 
 
@@ -16,6 +17,21 @@ def memcached_nodes() -> Iterator[Callable[..., list[MemcachedProcess]]]:
 
     def start(count: int, **kwargs: object) -> list[MemcachedProcess]:
         nodes = [MemcachedProcess(f"n{i + 1}", **kwargs).start() for i in range(count)]
+        started.extend(nodes)
+        return nodes
+
+    yield start
+    for node in started:
+        node.stop()
+
+
+@pytest.fixture
+def redis_nodes() -> Iterator[Callable[..., list[RedisProcess]]]:
+    """Factory: start N redis-server nodes named r1..rN; all are killed after the test."""
+    started: list[RedisProcess] = []
+
+    def start(count: int, **kwargs: object) -> list[RedisProcess]:
+        nodes = [RedisProcess(f"r{i + 1}", **kwargs).start() for i in range(count)]
         started.extend(nodes)
         return nodes
 

@@ -76,13 +76,13 @@ class Store(abc.ABC):
         """``replace`` returning the new version token, or None if the key is absent."""
         return value_token(value) if self.replace(key, value, ttl) else None
 
+    @abc.abstractmethod
     def lock(self, key: str, token: bytes, ttl: float) -> bytes | None:
         """Atomically create a lock item; return the proof ``unlock`` needs, None if held."""
-        raise NotImplementedError(f"{type(self).__name__} has no session locks")
 
+    @abc.abstractmethod
     def unlock(self, key: str, proof: bytes) -> bool:
         """Delete the lock only if it is still the one ``proof`` came from (compare-and-delete)."""
-        raise NotImplementedError(f"{type(self).__name__} has no session locks")
 
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release connections."""

@@ -1,0 +1,197 @@
+"""Redis nodes through redis-py and django-redis: one client per node, no protocol code here.
+
+Where the client comes from depends on the node form (DESIGN.md, MEMCACHED_NODES):
+
+* ``id:redis://host:port/db``, ``id:rediss://…`` and msm's single ``redis://host``: clients of
+  our own from ``redis.Redis.from_url``, pooled and thread-safe, with connect and read timeouts
+  of ``OPERATION_TIMEOUT`` (``SESSION_BACKUP_TIMEOUT`` for backup copies and tombstones, on a
+  second pool) and no retries: a retry would multiply the bound, and the core's health view
+  already decides when to try a node again.
+* ``id:cache:ALIAS``: the raw client django-redis built for that ``CACHES`` entry, so its pools,
+  Sentinel client, socket timeouts and options apply (to backup writes too: its timeouts are
+  the cache's). django-redis owns it; we never close it.
+
+Each Store call is one atomic Redis command: ``add`` is ``SET NX EX``, ``replace`` is
+``SET XX EX`` (an update never resurrects a deleted session), ``touch`` is ``EXPIRE``, a lock is
+``SET NX PX`` released by a compare-and-delete script.
+Redis rejects a zero or negative ``EX``, so ``ttl <= 0`` ("already expired", as in memcached)
+becomes a delete or an existence check with the same answer memcached would give.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from ..exceptions import ConfigurationError, NodeUnavailable
+from ..nodes import Node, NodeKind
+from .base import Store
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Returns the SHA-1 of the value, computed on the server: a version token without moving the
+# value (the same token ``stores.base.value_token`` derives from the bytes), or nil on a miss.
+# KEYS[1] - the session's storage key
+VERSION_SCRIPT = """
+local value = redis.call('GET', KEYS[1])
+if not value then return false end
+return redis.sha1hex(value)
+"""
+# Deletes a lock only if it still holds this owner's token; returns 1 if it did, else 0.
+# KEYS[1] - the lock key
+# ARGV[1] - the owner token the lock was taken with
+UNLOCK_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def _refused(exc: BaseException) -> bool:
+    """True if a connection refusal is anywhere in the chain (redis-py re-raises OSErrors)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ConnectionRefusedError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _wrap_errors(method: Callable[..., T]) -> Callable[..., T]:
+    """Turn redis-py and socket errors into NodeUnavailable, refusals marked as such."""
+
+    @functools.wraps(method)
+    def wrapper(self: RedisStore, *args: object) -> T:
+        try:
+            return method(self, *args)
+        except (RedisError, OSError) as exc:
+            raise NodeUnavailable(self.node.label, exc, refused=_refused(exc)) from exc
+
+    return wrapper
+
+
+def url_client(url: str, timeout: float) -> Redis:
+    """Build a pooled client for a ``redis://``/``rediss://`` URL, bounded by ``timeout``.
+
+    Query parameters of the URL (``?socket_timeout=…``, ``?ssl_ca_certs=…``) take precedence,
+    as they do in redis-py.
+    """
+    from redis import Redis
+
+    return Redis.from_url(
+        url,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+def cache_client(alias: str) -> Redis:
+    """Return django-redis's raw write client for a ``CACHES`` alias (no I/O happens here)."""
+    from django.core.cache import InvalidCacheBackendError
+    from django_redis import get_redis_connection
+
+    try:
+        return get_redis_connection(alias, write=True)
+    except (InvalidCacheBackendError, NotImplementedError) as exc:
+        msg = f"cache alias {alias!r} is not a django-redis cache: {exc}"
+        raise ConfigurationError(msg) from exc
+
+
+class RedisStore(Store):
+    """A Redis node: one thread-safe redis-py client, shared by every request of the process."""
+
+    def __init__(
+        self,
+        node: Node,
+        timeout: float,
+        backup_timeout: float | None = None,
+        client: Redis | None = None,
+    ):
+        super().__init__(node)
+        self.owns_client = client is None and node.kind is NodeKind.REDIS
+        if client is not None:
+            self.client = client
+        elif node.kind is NodeKind.CACHE:
+            self.client = cache_client(node.address)
+        else:
+            self.client = url_client(node.address, timeout)
+        self.backup_client = self.client
+        if self.owns_client and backup_timeout and backup_timeout != timeout:
+            self.backup_client = url_client(node.address, backup_timeout)
+        self._version = self.client.register_script(VERSION_SCRIPT)
+        self._unlock = self.client.register_script(UNLOCK_SCRIPT)
+
+    @_wrap_errors
+    def get(self, key: str) -> bytes | None:
+        return self.client.get(key)  # type: ignore[return-value]
+
+    @_wrap_errors
+    def add(self, key: str, value: bytes, ttl: int) -> bool:
+        if ttl <= 0:
+            return not self.client.exists(key)
+        return bool(self.client.set(key, value, ex=ttl, nx=True))
+
+    @_wrap_errors
+    def replace(self, key: str, value: bytes, ttl: int) -> bool:
+        if ttl <= 0:
+            return bool(self.client.delete(key))
+        return bool(self.client.set(key, value, ex=ttl, xx=True))
+
+    @_wrap_errors
+    def set(self, key: str, value: bytes, ttl: int) -> None:
+        if ttl <= 0:
+            self.backup_client.delete(key)
+        else:
+            self.backup_client.set(key, value, ex=ttl)
+
+    @_wrap_errors
+    def touch(self, key: str, ttl: int) -> bool:
+        if ttl <= 0:
+            return bool(self.client.delete(key))
+        return bool(self.client.expire(key, ttl))
+
+    @_wrap_errors
+    def delete(self, key: str) -> bool:
+        return bool(self.client.delete(key))
+
+    @_wrap_errors
+    def version(self, key: str) -> bytes | None:
+        """The SHA-1 token of the stored value, computed by Redis so the value stays there."""
+        token = self._version(keys=[key])
+        return None if token is None else bytes(token)
+
+    @_wrap_errors
+    def lock(self, key: str, token: bytes, ttl: float) -> bytes | None:
+        """``SET NX PX``: the token is both the lock's value and the proof that releases it."""
+        taken = self.client.set(key, token, px=max(1, math.ceil(ttl * 1000)), nx=True)
+        return token if taken else None
+
+    @_wrap_errors
+    def unlock(self, key: str, proof: bytes) -> bool:
+        return bool(self._unlock(keys=[key], args=[proof]))
+
+    @_wrap_errors
+    def ping(self) -> None:
+        self.client.ping()
+
+    def close(self) -> None:
+        """Close our own pools; a django-redis client belongs to its cache and stays open."""
+        if self.owns_client:
+            self.client.close()
+            if self.backup_client is not self.client:
+                self.backup_client.close()
