@@ -2,10 +2,13 @@ from django.apps import AppConfig
 
 
 class DjangoMsmConfig(AppConfig):
-    """Register the system checks and the settings receiver; nothing else runs at import time."""
+    """Register the checks, the settings receiver and the statistics publisher."""
 
     name = "django_msm"
     verbose_name = "memcached session manager"
 
     def ready(self) -> None:
-        from . import checks, conf  # noqa: F401  (registers checks and the setting_changed receiver)
+        from . import checks, conf, publish  # noqa: F401  (checks and the setting_changed receiver)
+
+        # App processes publish their statistics for msm_status at the end of requests.
+        publish.connect()

@@ -29,7 +29,7 @@ E008 = "DJANGO_MSM[{key!r}] must be a positive number of seconds."
 E009 = "DJANGO_MSM['STORAGE_KEY_PREFIX'] has unsupported token {token!r}."
 # E010 ("Redis nodes are not supported yet") is retired: ids are never reused.
 E011 = "DJANGO_MSM[{key!r}] must be a positive integer."
-E012 = "DJANGO_MSM[{key!r}] is not supported yet; only {default!r} is accepted."
+# E010 and E012 ("... is not supported yet") are retired: ids are never reused.
 E013 = "DJANGO_MSM['MEMCACHED_NODES'] node {node!r} names cache {alias!r}, which is not in CACHES."
 E014 = "DJANGO_MSM['MEMCACHED_NODES'] node {node!r}: CACHES[{alias!r}] is not a django-redis cache."
 E015 = "DJANGO_MSM['MEMCACHED_NODES'] node {node!r}: CACHES[{alias!r}] has no socket timeout."
@@ -42,6 +42,7 @@ E022 = "DJANGO_MSM[{key!r}] must be True or False."
 E023 = "DJANGO_MSM['LOCKING_MODE'] is invalid: {value!r}."
 E024 = "DJANGO_MSM['LOCKING_MODE'] uriPattern is not a valid regex: {error}."
 E025 = "DJANGO_MSM['LOCK_TIMEOUT_POLICY'] must be 'fail' or 'proceed'."
+E026 = "DJANGO_MSM['SESSION_ATTRIBUTE_FILTER'] is not a valid regex: {error}."
 
 HINT_E001 = "Set DJANGO_MSM = {{'MEMCACHED_NODES': 'n1:host1:11211,n2:host2:11211'}}."
 HINT_E002 = "Known keys: {known}."
@@ -53,7 +54,6 @@ HINT_E007 = "Configure two or more nodes as 'id:host:port'."
 HINT_E008 = "Use a duration in seconds greater than 0, such as 1.0."
 HINT_E009 = "Use 'static:<name>' tokens of letters, digits, '_', '.' and '-'."
 HINT_E011 = "Use a whole number greater than 0."
-HINT_E012 = "Remove the key or set it to its default."
 HINT_E013 = "Add CACHES[{alias!r}] with BACKEND 'django_redis.cache.RedisCache'."
 HINT_E014 = "Use BACKEND 'django_redis.cache.RedisCache' for it, or an 'id:redis://' node."
 HINT_E015 = (
@@ -69,14 +69,14 @@ HINT_E022 = "Use a bool."
 HINT_E023 = "Use 'none', 'all', 'auto' or 'uriPattern:<regex>'."
 HINT_E024 = "Use a Python regex searched in request.path, such as 'uriPattern:^/cart/'."
 HINT_E025 = "Use 'fail' (answer 503 with Retry-After) or 'proceed' (run unlocked, warn)."
+HINT_E026 = "Use a Python regex matched against whole session key names, such as 'cart|user_.*'."
 
 DURATION_KEYS = ("OPERATION_TIMEOUT", "RETRY_TIMEOUT", "LOCK_EXPIRATION", "SESSION_BACKUP_TIMEOUT")
 POSITIVE_INT_KEYS = (
     "MAX_SESSION_SIZE", "COMPRESS_MIN_SIZE", "RETRY_ATTEMPTS", "BACKUP_QUEUE_SIZE",
     "LOCAL_CACHE_ENTRIES", "LOCAL_CACHE_BYTES",
 )
-BOOL_KEYS = ("STICKY", "SESSION_BACKUP_ASYNC", "ENABLED")
-PLANNED_KEYS = ("SESSION_ATTRIBUTE_FILTER", "ENABLE_STATISTICS")
+BOOL_KEYS = ("STICKY", "SESSION_BACKUP_ASYNC", "ENABLED", "ENABLE_STATISTICS")
 # memcached keys stop at 250 bytes: "lock:" or "bak:" + prefix + the longest session key.
 MAX_PREFIX_LENGTH = 250 - len("lock:") - MAX_KEY_LENGTH
 _STATIC_TOKEN = re.compile(r"\Astatic:[A-Za-z0-9_.-]{1,64}\Z")
@@ -186,6 +186,12 @@ def _check_locking(raw: dict[str, Any]) -> list[CheckMessage]:
     return errors
 
 
+_REGEX_KEYS = {
+    "REQUEST_URI_IGNORE_PATTERN": (E021, HINT_E021, 21),
+    "SESSION_ATTRIBUTE_FILTER": (E026, HINT_E026, 26),
+}
+
+
 def _check_request_scoped(raw: dict[str, Any]) -> list[CheckMessage]:
     errors = [
         _error(E022, HINT_E022, 22, key=key) for key in BOOL_KEYS if not isinstance(raw[key], bool)
@@ -193,12 +199,12 @@ def _check_request_scoped(raw: dict[str, Any]) -> list[CheckMessage]:
     route = raw["ROUTE"]
     if route is not None and not (isinstance(route, str) and NAME_RE.match(route)):
         errors.append(_error(E020, HINT_E020, 20))
-    pattern = raw["REQUEST_URI_IGNORE_PATTERN"]
-    if pattern is not None:
-        try:
-            re.compile(pattern)
-        except (re.error, TypeError) as exc:
-            errors.append(_error(E021, HINT_E021, 21, error=exc))
+    for key, (msg, hint, number) in _REGEX_KEYS.items():
+        if raw[key] is not None:
+            try:
+                re.compile(raw[key])
+            except (re.error, TypeError) as exc:
+                errors.append(_error(msg, hint, number, error=exc))
     return errors
 
 
@@ -228,11 +234,6 @@ def validate() -> list[CheckMessage]:
         _error(E002, HINT_E002, 2, key=key, known=known)
         for key in user
         if key not in CONFIG_DEFAULTS
-    ]
-    errors += [
-        _error(E012, HINT_E012, 12, key=key, default=CONFIG_DEFAULTS[key])
-        for key in PLANNED_KEYS
-        if key in user and user[key] != CONFIG_DEFAULTS[key]
     ]
     raw = raw_settings()
     errors += _check_nodes(raw) + _check_numbers(raw) + _check_prefix(raw)

@@ -48,9 +48,8 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "LOCK_EXPIRATION": 5.0,
     "LOCK_WAIT_TIMEOUT": None,  # None: OPERATION_TIMEOUT, msm's lock-acquire budget
     "LOCK_TIMEOUT_POLICY": "fail",  # or "proceed": run unlocked with a warning, as msm does
-    # Keys of msm that later releases implement; only their defaults are accepted for now.
-    "SESSION_ATTRIBUTE_FILTER": None,
     "ENABLE_STATISTICS": True,
+    "SESSION_ATTRIBUTE_FILTER": None,
 }
 
 # Django settings whose change invalidates the cached config.
@@ -87,6 +86,8 @@ class MsmConfig:
     lock_expiration: float = 5.0
     lock_wait: float = 1.0
     lock_timeout_policy: str = "fail"
+    enable_statistics: bool = True
+    attribute_filter: re.Pattern[str] | None = None
 
     @property
     def regular_nodes(self) -> tuple[Node, ...]:
@@ -138,7 +139,6 @@ def get_config() -> MsmConfig:
     if errors:
         first = errors[0]
         raise ConfigurationError(f"{first.id}: {first.msg} ({first.hint})")
-    pattern = raw["REQUEST_URI_IGNORE_PATTERN"]
     return MsmConfig(
         nodes=_ordered_nodes(raw) if raw["ENABLED"] else (LOCAL_NODE,),
         operation_timeout=float(raw["OPERATION_TIMEOUT"]),
@@ -151,15 +151,21 @@ def get_config() -> MsmConfig:
         signing_keys=_signing_keys(),
         sticky=bool(raw["STICKY"]),
         route=raw["ROUTE"],
-        ignore_pattern=re.compile(pattern) if pattern else None,
+        ignore_pattern=_compiled(raw["REQUEST_URI_IGNORE_PATTERN"]),
         backup_async=bool(raw["SESSION_BACKUP_ASYNC"]),
         backup_threads=int(raw["BACKUP_THREAD_COUNT"] or os.cpu_count() or 1),
         backup_queue_size=int(raw["BACKUP_QUEUE_SIZE"]),
         backup_timeout=float(raw["SESSION_BACKUP_TIMEOUT"]),
         local_cache_entries=int(raw["LOCAL_CACHE_ENTRIES"]),
         local_cache_bytes=int(raw["LOCAL_CACHE_BYTES"]),
+        enable_statistics=bool(raw["ENABLE_STATISTICS"]),
+        attribute_filter=_compiled(raw["SESSION_ATTRIBUTE_FILTER"]),
         **_locking(raw),
     )
+
+
+def _compiled(pattern: str | None) -> re.Pattern[str] | None:
+    return re.compile(pattern) if pattern else None
 
 
 def _locking(raw: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from .local import LocalSessions
 from .locking import ReadOnlyRequests
 from .nodes import Node
 from .session_id import SessionId
+from .stats import statistics
 from .stores import Store, create_store
 from .writer import BackupWriter
 
@@ -38,6 +39,7 @@ class NodeRegistry:
     ):
         self.config = config
         self.clock = clock or SystemClock()
+        statistics.enabled = config.enable_statistics
         self.nodes = config.nodes
         self.stores = stores or {
             node: create_store(node, config.operation_timeout, config.backup_timeout, self.clock)

@@ -91,6 +91,11 @@ class SessionStore(SessionBase):
         return None if node is None else (sid, node)
 
     def _serialize(self, data: dict[str, Any]) -> bytes:
+        """SESSION_ATTRIBUTE_FILTER: store only matching keys, and Django's own ("_auth_...",
+        "_session_expiry"), so a filter cannot log users out. Others live for one request."""
+        keep = self._registry.config.attribute_filter
+        if keep is not None:
+            data = {k: v for k, v in data.items() if k.startswith("_") or keep.fullmatch(k)}
         return self.serializer().dumps(data)
 
     def _decode(self, copy: Copy | None) -> dict[str, Any] | None:

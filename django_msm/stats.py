@@ -55,15 +55,20 @@ class Statistics:
     """One process's figures. ``incr``/``observe``/``timer`` are safe from any thread."""
 
     def __init__(self) -> None:
+        self.enabled = True  # ENABLE_STATISTICS; set when the node registry is built
         self._lock = threading.Lock()
         self._counters: dict[str, int] = {}
         self._histograms: dict[str, Histogram] = {}
 
     def incr(self, name: str, amount: int = 1) -> None:
+        if not self.enabled:
+            return
         with self._lock:
             self._counters[name] = self._counters.get(name, 0) + amount
 
     def observe(self, name: str, value: float) -> None:
+        if not self.enabled:
+            return
         with self._lock:
             histogram = self._histograms.get(name)
             if histogram is None:
@@ -84,6 +89,14 @@ class Statistics:
             return {
                 "counters": dict(self._counters),
                 "timings": {name: h.summary() for name, h in self._histograms.items()},
+            }
+
+    def export(self) -> tuple[dict[str, int], dict[str, tuple[int, float, tuple[int, ...]]]]:
+        """Counters and raw histogram buckets in one consistent cut (these sum across
+        processes; percentiles do not)."""
+        with self._lock:
+            return dict(self._counters), {
+                name: (h.total, h.sum, tuple(h.counts)) for name, h in self._histograms.items()
             }
 
     def reset(self) -> None:

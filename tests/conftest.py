@@ -48,3 +48,14 @@ def _fresh_registry() -> Iterator[None]:
     reset_registry()
     yield
     reset_registry()
+
+
+@pytest.fixture(autouse=True)
+def _no_statistics_publishing() -> Iterator[None]:
+    """Tests count node commands; the publisher's periodic writes would add to them. Tests of
+    publishing connect it themselves (``publish.connect()``)."""
+    from django_msm import publish
+
+    publish.disconnect()
+    yield
+    publish.disconnect()

@@ -25,8 +25,8 @@ KNOWN_KEYS = (
     "SESSION_BACKUP_ASYNC, BACKUP_THREAD_COUNT, BACKUP_QUEUE_SIZE, SESSION_BACKUP_TIMEOUT, "
     "OPERATION_TIMEOUT, STORAGE_KEY_PREFIX, ENABLED, MAX_SESSION_SIZE, COMPRESS_MIN_SIZE, "
     "RETRY_TIMEOUT, RETRY_ATTEMPTS, LOCAL_CACHE_ENTRIES, LOCAL_CACHE_BYTES, LOCKING_MODE, "
-    "LOCK_EXPIRATION, LOCK_WAIT_TIMEOUT, LOCK_TIMEOUT_POLICY, SESSION_ATTRIBUTE_FILTER, "
-    "ENABLE_STATISTICS."
+    "LOCK_EXPIRATION, LOCK_WAIT_TIMEOUT, LOCK_TIMEOUT_POLICY, ENABLE_STATISTICS, "
+    "SESSION_ATTRIBUTE_FILTER."
 )
 
 
@@ -59,14 +59,6 @@ def e011(key: str) -> Error:
         f"DJANGO_MSM[{key!r}] must be a positive integer.",
         hint="Use a whole number greater than 0.",
         id="django_msm.E011",
-    )
-
-
-def e012(key: str, default: str) -> Error:
-    return Error(
-        f"DJANGO_MSM[{key!r}] is not supported yet; only {default} is accepted.",
-        hint="Remove the key or set it to its default.",
-        id="django_msm.E012",
     )
 
 
@@ -371,23 +363,28 @@ def test_e018_prefix_too_long_for_memcached_keys() -> None:
     ]
 
 
-# -- E012: keys planned for later releases -----------------------------------------------------
-@pytest.mark.parametrize(
-    ("key", "value", "default"),
-    [
-        ("SESSION_ATTRIBUTE_FILTER", "^user", "None"),
-        ("SESSION_ATTRIBUTE_FILTER", "", "None"),
-        ("ENABLE_STATISTICS", False, "True"),
-        ("ENABLE_STATISTICS", None, "True"),
-    ],
-)
-def test_e012_planned_key_with_non_default_value(key: str, value: Any, default: str) -> None:
-    assert reports({"MEMCACHED_NODES": NODES, key: value}) == [e012(key, default)]
+# -- E022 / E026: statistics switch and attribute filter ----------------------------------------
+@pytest.mark.parametrize("value", [None, 0, 1, "yes"], ids=repr)
+def test_e022_enable_statistics_must_be_a_bool(value: Any) -> None:
+    assert reports({"MEMCACHED_NODES": NODES, "ENABLE_STATISTICS": value}) == [
+        Error(
+            "DJANGO_MSM['ENABLE_STATISTICS'] must be True or False.",
+            hint="Use a bool.",
+            id="django_msm.E022",
+        )
+    ]
 
 
-def test_e012_planned_keys_at_their_defaults_pass() -> None:
-    defaults = {key: checks.CONFIG_DEFAULTS[key] for key in checks.PLANNED_KEYS}
-    assert reports({"MEMCACHED_NODES": NODES, **defaults}) == []
+def test_e026_attribute_filter_must_compile() -> None:
+    assert reports({"MEMCACHED_NODES": NODES, "SESSION_ATTRIBUTE_FILTER": "cart("}) == [
+        Error(
+            "DJANGO_MSM['SESSION_ATTRIBUTE_FILTER'] is not a valid regex: missing ), unterminated "
+            "subpattern at position 4.",
+            hint="Use a Python regex matched against whole session key names, such as "
+            "'cart|user_.*'.",
+            id="django_msm.E026",
+        )
+    ]
 
 
 # -- E020 - E022: request-scoped keys -----------------------------------------------------------

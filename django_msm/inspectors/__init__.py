@@ -1,0 +1,109 @@
+"""Per-kind node inspection for ``msm_status``: a fresh probe and an exact count of copies.
+
+Every node kind provides two functions, looked up by ``inspector_for(node)``:
+
+* ``probe(store, timeout)`` → ``Probe``: is the node answering right now, round-trip latency
+  (median of ``PINGS`` pings), server version, uptime, memory, items, evictions. Never raises.
+* ``count(store, prefix, timeout)`` → ``Counts``: how many primary and backup session copies the
+  node holds, by the node id their key names. Raises ``CountError``.
+
+Kinds without an inspector of their own are probed with ``Store.ping()`` and not counted.
+
+Key forms (``backup.py``): a primary copy is ``<prefix><session key>``, a backup copy
+``bak:<prefix><session key>``. A tombstone (a deleted or relocated session) has the same key
+form, but its value is exactly ``TOMBSTONE_SIZE`` bytes; a session copy always has a payload, so
+it is larger, and tombstones are left out of the counts.
+"""
+
+from __future__ import annotations
+
+import statistics as pystats
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..envelope import Copy, Kind, pack
+from ..exceptions import NodeUnavailable
+from ..nodes import Node, NodeKind
+from ..session_id import NAME_PATTERN
+from ..stores import Store
+
+TOMBSTONE_SIZE = len(pack(Copy(Kind.TOMBSTONE, 0, 0.0, 0.0), b"size", 1))
+BACKUP_PREFIX = "bak:"
+PINGS = 3
+# The session key after the storage prefix: base, then optional node id and route (groups 1, 2).
+SESSION_KEY_PATTERN = rf"[a-z0-9]{{32}}(?:-({NAME_PATTERN}))?(?:\.({NAME_PATTERN}))?"
+
+
+class CountError(Exception):
+    """Raised when a node's copies cannot be counted (node gone, command refused)."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A fresh look at one node. Figures the node kind does not report stay None."""
+
+    up: bool
+    error: str = ""
+    latency_ms: float | None = None
+    version: str | None = None
+    uptime_s: int | None = None
+    memory_used: int | None = None
+    memory_limit: int | None = None
+    items: int | None = None
+    evictions: int | None = None
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Session copies held by one node, keyed by the node id their session key names."""
+
+    primaries: dict[str | None, int] = field(default_factory=dict)
+    backups: dict[str | None, int] = field(default_factory=dict)
+
+    @property
+    def sessions(self) -> int:
+        return sum(self.primaries.values())
+
+    @property
+    def backup_copies(self) -> int:
+        return sum(self.backups.values())
+
+
+@dataclass(frozen=True)
+class Inspector:
+    """The probe and count functions of one node kind."""
+
+    probe: Callable[[Store, float], Probe]
+    count: Callable[[Store, str, float], Counts] | None
+
+
+def timed_pings(ping: Callable[[], object]) -> float:
+    """Median round trip of ``PINGS`` calls, in milliseconds."""
+    rtts = []
+    for _ in range(PINGS):
+        start = time.perf_counter()
+        ping()
+        rtts.append((time.perf_counter() - start) * 1000)
+    return pystats.median(rtts)
+
+
+def ping_probe(store: Store, timeout: float) -> Probe:
+    """The probe of kinds without one of their own: the store's ``ping``."""
+    try:
+        return Probe(up=True, latency_ms=timed_pings(store.ping))
+    except NodeUnavailable as exc:
+        return Probe(up=False, error=str(exc.cause))
+
+
+def inspector_for(node: Node) -> Inspector:
+    """Return the probe and count functions of ``node``'s kind."""
+    if node.kind is NodeKind.MEMCACHED:
+        from .memcached import INSPECTOR
+
+        return INSPECTOR
+    if node.kind in (NodeKind.REDIS, NodeKind.CACHE):
+        from .redis import INSPECTOR
+
+        return INSPECTOR
+    return Inspector(ping_probe, None)
