@@ -25,7 +25,7 @@ def create_store(node: Node, timeout: float, backup_timeout: float, clock: Clock
     if node.kind in (NodeKind.REDIS, NodeKind.CACHE):
         from .redis import RedisStore
 
-        return RedisStore(node, timeout)
+        return RedisStore(node, timeout, backup_timeout)
     msg = f"node {node.label!r}: {node.kind.value} nodes are not supported yet"
     raise ConfigurationError(msg)
 
