@@ -1,9 +1,10 @@
 """Real app processes for the HTTP tests: gunicorn instances of ``tests/http_app`` on loopback.
 
-Each ``AppServer`` runs ``gunicorn tests.http_app.wsgi:application --workers 1`` on a free port,
-in a process group of its own, so ``kill()`` (SIGKILL to the group, a crash) takes the worker
-along and nothing outlives a test. Every wait is bounded. ``Browser`` is a tiny HTTP client
-that keeps one session cookie by hand (``http.client``), so tests see every ``Set-Cookie``.
+Each ``AppServer`` runs ``gunicorn tests.http_app.wsgi:application --workers 1`` (optionally
+with ``--threads N``) on a free port, in a process group of its own, so ``kill()`` (SIGKILL to
+the group, a crash) takes the worker along and nothing outlives a test. Every wait is bounded.
+``Browser`` is a tiny HTTP client that keeps one session cookie by hand (``http.client``), so
+tests see every ``Set-Cookie``.
 ``NodeStats`` reads memcached's own counters over one persistent connection, independently of
 the engine under test.
 """
@@ -38,13 +39,14 @@ COOKIE_NAME = "sessionid"
 
 
 class AppServer:
-    """One app instance (gunicorn master + one sync worker) with its own environment."""
+    """One app instance (gunicorn master + one worker, sync or gthread) with its own environment."""
 
-    def __init__(self, name: str, env: Mapping[str, str]):
+    def __init__(self, name: str, env: Mapping[str, str], threads: int = 1):
         if not GUNICORN.exists():
             raise RuntimeError(f"gunicorn is not installed in the venv ({GUNICORN})")
         self.name = name
         self.env = dict(env)
+        self.threads = threads  # > 1: one gthread worker serving that many requests at once
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.NamedTemporaryFile(prefix=f"msm-{name}-", suffix=".log", delete=False)
@@ -66,6 +68,8 @@ class AppServer:
         }
         args = [str(GUNICORN), "tests.http_app.wsgi:application",
                 "-b", f"127.0.0.1:{self.port}", "--workers", "1", "--log-level", "warning"]
+        if self.threads > 1:
+            args += ["--worker-class", "gthread", "--threads", str(self.threads)]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
@@ -228,10 +232,15 @@ class AppFleet:
     def __init__(self) -> None:
         self.servers: list[AppServer] = []
 
-    def start(self, name: str, nodes: Sequence[MemcachedProcess], **env: str) -> AppServer:
-        """Start instance ``name`` on ``nodes``; ``env`` adds MSM_* variables (see settings.py)."""
+    def start(
+        self, name: str, nodes: Sequence[MemcachedProcess], threads: int = 1, **env: str
+    ) -> AppServer:
+        """Start instance ``name`` on ``nodes``; ``env`` adds MSM_* variables (see settings.py).
+
+        ``threads`` > 1 lets the instance's one worker serve that many requests concurrently.
+        """
         environment = {"MSM_NODES": ",".join(node.spec for node in nodes), **env}
-        server = AppServer(name, environment)
+        server = AppServer(name, environment, threads)
         self.servers.append(server)
         return server.start()
 

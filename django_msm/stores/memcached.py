@@ -52,6 +52,14 @@ def _cas(reply: bytes) -> bytes | None:
     raise MemcacheUnknownError(f"meta reply without CAS: {reply!r}")
 
 
+def _lock_deadline(value: bytes) -> float:
+    """The wall-clock deadline stored in a lock item; 0 (expired) for anything unreadable."""
+    try:
+        return float(value.rsplit(b" ", 1)[1])
+    except (IndexError, ValueError):
+        return 0.0
+
+
 def _wrap_errors(method: Callable[..., T]) -> Callable[..., T]:
     """Turn pymemcache and socket errors into the core's exceptions."""
 
@@ -150,15 +158,30 @@ class MemcachedStore(Store):
         return self._meta_set(key, value, ttl, b"MR")
 
     @_wrap_errors
-    def _meta_set(self, key: str, value: bytes, ttl: int, mode: bytes) -> bytes | None:
-        head = b"ms %s %d T%d %s c\r\n" % (key.encode(), len(value), self._exp(ttl), mode)
+    def _meta_set(self, key: str, value: bytes, ttl: int, flag: bytes) -> bytes | None:
+        """``ms`` with a mode (ME add, MR replace) or a CAS compare (C<cas>); the new CAS."""
+        head = b"ms %s %d T%d %s c\r\n" % (key.encode(), len(value), self._exp(ttl), flag)
         return _cas(self.client.raw_command(head + value))
 
     # Locks: `ms ... ME` creates the item only if absent and returns its CAS; `md ... C<cas>`
-    # deletes it only if the CAS still matches. A lock that expired and was taken by another
-    # request has a new CAS, so a late release can never delete it.
+    # deletes it only if the CAS still matches, so a late release never frees the next owner's
+    # lock. memcached expires items on whole seconds of its own clock, which could end a lock
+    # up to a second early; so the item lives one second longer and carries its exact deadline,
+    # and a waiter takes over a lock past its deadline with a compare-and-set on its CAS.
+    @_wrap_errors
     def lock(self, key: str, token: bytes, ttl: float) -> bytes | None:
-        return self._meta_set(key, token, max(1, math.ceil(ttl)), b"ME")
+        deadline = self.clock.time() + ttl
+        value = b"%s %.6f" % (token, deadline)
+        life = math.ceil(ttl) + 1
+        proof = self._meta_set(key, value, life, b"ME")
+        if proof is not None:
+            return proof
+        held, cas = self.client.gets(key)
+        if held is None:  # released meanwhile: one more try, the caller's loop does the rest
+            return self._meta_set(key, value, life, b"ME")
+        if _lock_deadline(held) > self.clock.time():
+            return None
+        return self._meta_set(key, value, life, b"C" + cas)
 
     @_wrap_errors
     def unlock(self, key: str, proof: bytes) -> bool:

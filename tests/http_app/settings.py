@@ -8,6 +8,9 @@
 ``MSM_ENABLED``   ``0`` for ENABLED=False
 ``MSM_INSTANCE``  this instance's name, echoed by every view
 ``MSM_RETRY_TIMEOUT`` / ``MSM_OPERATION_TIMEOUT``  failover knobs (seconds)
+``MSM_LOCKING``   LOCKING_MODE (default ``none``)
+``MSM_LOCK_EXPIRATION`` / ``MSM_LOCK_WAIT``  LOCK_EXPIRATION / LOCK_WAIT_TIMEOUT (seconds)
+``MSM_LOCK_POLICY``  LOCK_TIMEOUT_POLICY (default ``fail``)
 
 The SECRET_KEY and the user's password hash are the same in every instance on purpose: a login
 made on one instance must be valid on the others, as in a real cluster.
@@ -50,7 +53,13 @@ def _msm_settings() -> dict[str, object]:
         "ENABLED": env.get("MSM_ENABLED", "1") == "1",
         "OPERATION_TIMEOUT": float(env.get("MSM_OPERATION_TIMEOUT", "0.5")),
         "RETRY_TIMEOUT": float(env.get("MSM_RETRY_TIMEOUT", "0.5")),
+        "LOCKING_MODE": env.get("MSM_LOCKING", "none"),
+        "LOCK_TIMEOUT_POLICY": env.get("MSM_LOCK_POLICY", "fail"),
     }
+    if env.get("MSM_LOCK_EXPIRATION"):
+        msm["LOCK_EXPIRATION"] = float(env["MSM_LOCK_EXPIRATION"])
+    if env.get("MSM_LOCK_WAIT"):
+        msm["LOCK_WAIT_TIMEOUT"] = float(env["MSM_LOCK_WAIT"])
     return msm
 
 

@@ -13,4 +13,9 @@ urlpatterns = [
     path("stats/", views.stats),
     path("static/app.css", views.static_writer),
     path("favicon.ico", views.static_writer),
+    path("slow/count/", views.slow_count),
+    path("slow/read/", views.slow_read),
+    path("slow/locked-count/", views.locked_count),
+    path("slow/readonly-read/", views.readonly_read),
+    path("stats/full/", views.full_stats),
 ]

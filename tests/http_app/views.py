@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 
 from django.conf import settings
 from django.contrib.auth import authenticate, login
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_POST
 
+from django_msm.decorators import session_lock, session_readonly
 from django_msm.stats import statistics
 
 USERNAME = "alice"
 PASSWORD = "wonderland"
 MAX_BIG_SIZE = 4_000_000  # a bound on ?size=, far above what the tests ask for
+MAX_DELAY = 30.0  # a bound on ?delay=, in seconds
 
 
 def _answer(request: HttpRequest, **extra: object) -> JsonResponse:
@@ -95,4 +98,59 @@ def stats(request: HttpRequest) -> JsonResponse:
     """This worker's django_msm counters; never touches the session."""
     return JsonResponse(
         {"instance": settings.INSTANCE, "pid": os.getpid(), **statistics.snapshot()["counters"]}
+    )
+
+
+def _delay(request: HttpRequest) -> float:
+    return min(max(float(request.GET.get("delay", "0")), 0.0), MAX_DELAY)
+
+
+def _slow_answer(request: HttpRequest, count: int, started: float) -> JsonResponse:
+    """A light answer for the locking views: no ``request.user``, so no database."""
+    return JsonResponse({
+        "instance": settings.INSTANCE,
+        "pid": os.getpid(),
+        "key": request.session.session_key,
+        "count": count,
+        "elapsed": time.monotonic() - started,
+    })
+
+
+def slow_count(request: HttpRequest) -> JsonResponse:
+    """Read the counter, wait ``?delay=`` seconds, write it back plus one.
+
+    A read-modify-write spread over time: concurrent requests lose increments unless the
+    session is locked.
+    """
+    started = time.monotonic()
+    seen = request.session.get("count", 0)
+    time.sleep(_delay(request))
+    request.session["count"] = seen + 1
+    return _slow_answer(request, seen + 1, started)
+
+
+def slow_read(request: HttpRequest) -> JsonResponse:
+    """Read the session, wait ``?delay=`` seconds, change nothing: a slow read-only request."""
+    started = time.monotonic()
+    seen = request.session.get("count", 0)
+    time.sleep(_delay(request))
+    return _slow_answer(request, seen, started)
+
+
+@session_lock
+def locked_count(request: HttpRequest) -> JsonResponse:
+    """``slow_count`` marked ``@session_lock`` (its own function: marks are per function)."""
+    return slow_count(request)
+
+
+@session_readonly
+def readonly_read(request: HttpRequest) -> JsonResponse:
+    """``slow_read`` marked ``@session_readonly``."""
+    return slow_read(request)
+
+
+def full_stats(request: HttpRequest) -> JsonResponse:
+    """This worker's django_msm counters and timings; never touches the session."""
+    return JsonResponse(
+        {"instance": settings.INSTANCE, "pid": os.getpid(), **statistics.snapshot()}
     )
