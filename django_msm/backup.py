@@ -91,12 +91,11 @@ class BackupSessionService:
 
     # -- reading ------------------------------------------------------------------------------
     def _read_backup(self, sid: SessionId, primary: Node) -> tuple[Copy | None, bool]:
-        """Walk the backup places; return the newest copy or tombstone, and whether any failed.
+        """Read every backup place; return the newest copy or tombstone, and whether any failed.
 
-        The walk stops at the first copy from a node that has not been away since the copy
-        was written; copies on a node that came back may be stale (the session changed or was
-        deleted meanwhile on the next node), so the walk goes on past them, bounded by the
-        node count.
+        Every place, not the first hit: a node that was away may hold a stale copy while the
+        next one holds the current copy or a tombstone, and a process that did not see the
+        outage cannot tell. This is the failover path only; it is bounded by the node count.
         """
         best: Copy | None = None
         failed = False
@@ -112,8 +111,6 @@ class BackupSessionService:
                 continue
             if best is None or _newer(copy, best):
                 best = copy
-            if not self.registry.health[node].suspect(copy.written_at):
-                break
         return best, failed
 
     def load(self, sid: SessionId, primary: Node) -> Loaded:
@@ -147,6 +144,7 @@ class BackupSessionService:
         copy = self._decode(primary, data)
         if copy is None or copy.is_tombstone:
             return Loaded()
+        self.registry.away.refresh_if_due()  # what other processes saw of the primary
         if self.registry.health[primary].suspect(copy.written_at):
             return self._verify(sid, primary, copy)
         if primary.failover and self.registry.regular_available():

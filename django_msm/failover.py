@@ -42,6 +42,7 @@ class NodeHealth:
         self.last_error = ""
         self.down_since: float | None = None
         self.rejoined_at: float | None = None
+        self.away_mark = 0.0  # latest time another process saw the node away (AwayMarks)
         self._retry_at = 0.0
         self._lock = threading.Lock()
 
@@ -95,6 +96,11 @@ class NodeHealth:
         """True once failures are many enough to move sessions off the node."""
         return self.state is NodeState.QUARANTINED and self.failures >= self.retry_attempts
 
+    def mark_away(self, at: float) -> None:
+        """Note that some process saw this node away at wall time ``at``."""
+        self.away_mark = max(self.away_mark, at)
+
     def suspect(self, written_at: float) -> bool:
-        """True for a copy on this node written before the node last came back."""
-        return self.rejoined_at is not None and written_at < self.rejoined_at
+        """True for a copy on this node written before the node last came back, as this
+        process saw it or as another process told (an away mark)."""
+        return written_at < max(self.rejoined_at or 0.0, self.away_mark)

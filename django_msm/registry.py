@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+from .away import AwayMarks
 from .clock import Clock, SystemClock
 from .conf import MsmConfig, get_config
 from .exceptions import NodeUnavailable
@@ -56,6 +57,8 @@ class NodeRegistry:
             if config.backup_async
             else None
         )
+        # What other processes saw of nodes that were away (shared through the nodes).
+        self.away = AwayMarks(self)
         # LOCKING_MODE=auto: request kinds seen to leave the session unchanged.
         self.read_only = ReadOnlyRequests()
         # Sticky mode's process-local primary copies (None in non-sticky mode).
@@ -116,6 +119,7 @@ class NodeRegistry:
             result = operation(self.stores[node])
         except NodeUnavailable as exc:
             health.record_failure(exc)
+            self.away.publish(node)
             raise
         health.record_success()
         return result

@@ -58,7 +58,11 @@ class Cluster:
         return None if data is None else unpack(data, self.registry.config.signing_keys)
 
     def calls(self) -> dict[str, list[tuple[str, str]]]:
-        return {node.id: list(self.store(node.id).calls) for node in self.registry.nodes}
+        """Session traffic per node; away marks are left out (they have tests of their own)."""
+        return {
+            node.id: [call for call in self.store(node.id).calls if "msm:away:" not in call[1]]
+            for node in self.registry.nodes
+        }
 
     def forget_calls(self) -> None:
         for node in self.registry.nodes:
@@ -514,3 +518,35 @@ def test_session_store_round_trip_on_memory_nodes(memory_registry: Cluster) -> N
     assert SessionStore(sid).load() == {"cart": ["apple"]}
     store.delete()
     assert SessionStore(sid).load() == {}
+
+
+# -- away marks: what one process saw of a node, told to the others ---------------------------
+def _second_process(cluster: Cluster) -> Cluster:
+    """Another app process on the same nodes, with its own (fresh) health view."""
+    registry = NodeRegistry(cluster.registry.config, clock=cluster.clock,
+                            stores=cluster.registry.stores)
+    return Cluster(registry, cluster.clock)
+
+
+def test_a_process_that_never_saw_the_split_does_not_resurrect(cluster: Cluster) -> None:
+    sid, copy = cluster.session("n1")
+    cluster.clock.advance(1.0)
+    cluster.store("n1").down = True  # split from this process only
+    cluster.service.delete(sid, cluster.node("n1"), TTL, copy.revision)
+    cluster.store("n1").down = False
+    other = _second_process(cluster)
+    assert other.load(sid).copy is None
+    assert other.stored("n1", pk(sid)) == copy  # the stale copy was there to be served
+
+
+def test_away_marks_are_read_at_most_every_interval(cluster: Cluster) -> None:
+    sid, _ = cluster.session("n1")
+    cluster.forget_calls()
+    cluster.load(sid)
+    cluster.load(sid)
+    marks = [c for n in ("n1", "n2", "n3") for c in cluster.store(n).calls if "msm:away:" in c[1]]
+    assert len(marks) == 6  # 3 nodes x the marks of the 2 others, once
+    cluster.clock.advance(5.0)
+    cluster.forget_calls()
+    cluster.load(sid)
+    assert sum("msm:away:" in c[1] for n in ("n1", "n2", "n3") for c in cluster.store(n).calls) == 6
