@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .exceptions import NodeUnavailable
+from .exceptions import LockTimeout, NodeUnavailable
 from .nodes import Node
 from .session_id import SessionId
 from .stats import statistics
@@ -92,6 +92,19 @@ class SessionLocker:
                 delay = min(delay * 2, MAX_BACKOFF)
         finally:
             statistics.observe("lock_wait", self.clock.monotonic() - started)
+
+    def acquire_or_raise(self, sid: SessionId, primary: Node) -> SessionLock | None:
+        """``acquire``, then apply LOCK_TIMEOUT_POLICY: raise LockTimeout ("fail", the
+        middleware answers 503) or warn and go on unlocked ("proceed", msm's behaviour)."""
+        started = self.clock.monotonic()
+        lock = self.acquire(sid, primary)
+        if lock is not None:
+            return lock
+        waited = self.clock.monotonic() - started
+        if self.config.lock_timeout_policy == "fail":
+            raise LockTimeout(str(sid), waited)
+        logger.warning("session %s used without its lock after %.2f s", sid, waited)
+        return None
 
     def _try_lock(self, node: Node, key: str, token: bytes) -> bytes | None:
         try:

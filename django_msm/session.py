@@ -12,7 +12,6 @@ load, async twins from the base class) and delegates copies and failover to
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any
 
@@ -21,8 +20,9 @@ from django.contrib.sessions.backends.base import CreateError, SessionBase, Upda
 
 from . import session_id
 from .backup import BackupSessionService, Loaded, UpdateResult
+from .changes import ChangeTrackingMixin, digest
 from .envelope import Copy
-from .exceptions import LockTimeout, NodeUnavailable
+from .exceptions import NodeUnavailable
 from .local import LocalEntry
 from .locking import SessionLock, SessionLocker
 from .nodes import Node
@@ -35,11 +35,7 @@ logger = logging.getLogger(__name__)
 Located = tuple[SessionId, Node]
 
 
-def _digest(payload: bytes) -> bytes:
-    return hashlib.blake2b(payload, digest_size=16).digest()
-
-
-class SessionStore(SessionBase):
+class SessionStore(ChangeTrackingMixin, SessionBase):
     """Django session store on node-tagged memcached keys with a backup copy per session."""
 
     def __init__(self, session_key: str | None = None):
@@ -52,26 +48,6 @@ class SessionStore(SessionBase):
         # Set by django_msm.middleware per request: lock before the first load.
         self.lock_wanted = False
         super().__init__(session_key)
-
-    # -- change detection -----------------------------------------------------------------
-    @property
-    def modified(self) -> bool:  # type: ignore[override]
-        """True when Django's flag is set *or* the loaded content changed in place.
-
-        ``request.session["cart"].append(x)`` sets no flag; comparing a hash of what was
-        loaded keeps that write from being lost (it is with Django's own engines).
-        """
-        return self._modified or self._changed_in_place()
-
-    @modified.setter
-    def modified(self, value: bool) -> None:
-        self._modified = value
-
-    def _changed_in_place(self) -> bool:
-        cache = getattr(self, "_session_cache", None)
-        if cache is None or self._loaded_digest is None:
-            return False
-        return _digest(self._serialize(cache)) != self._loaded_digest
 
     # -- helpers ----------------------------------------------------------------------------
     @property
@@ -110,7 +86,7 @@ class SessionStore(SessionBase):
     def _remember(self, sid: SessionId, copy: Copy, token: bytes | None, local: bool) -> None:
         """Note the current copy; in sticky mode also keep it as the process-local primary."""
         self._copy = copy
-        self._loaded_digest = _digest(copy.payload)
+        self._loaded_digest = digest(copy.payload)
         self._move = None
         self._unreachable = False
         if local and self._registry.local is not None:
@@ -140,14 +116,7 @@ class SessionStore(SessionBase):
         return data
 
     def _acquire_lock(self, sid: SessionId, node: Node) -> None:
-        started = self._service.clock.monotonic()
-        self._lock = SessionLocker(self._registry).acquire(sid, node)
-        if self._lock is not None:
-            return
-        waited = self._service.clock.monotonic() - started
-        if self._registry.config.lock_timeout_policy == "fail":
-            raise LockTimeout(str(sid), waited)
-        logger.warning("session %s used without its lock after %.2f s", sid, waited)
+        self._lock = SessionLocker(self._registry).acquire_or_raise(sid, node)
 
     def release_lock(self) -> None:
         """Release this request's session lock, if it holds one (the middleware calls this)."""
@@ -216,7 +185,7 @@ class SessionStore(SessionBase):
         payload = self._serialize(data)
         if must_create:
             return self._save_new(payload)
-        if self._move or self._copy is None or _digest(payload) != self._loaded_digest:
+        if self._move or self._copy is None or digest(payload) != self._loaded_digest:
             return self._save_changed(payload)
         if self._modified or self._refresh_due(self._copy):
             # Unchanged content: refresh the expiry with a touch, which also tells whether the
