@@ -32,9 +32,21 @@ test: system-deps venv
 	scripts/fetch-django-tests $(PY)
 	$(PY) -m pytest
 
-# Per-request cost next to Django's cache engine; starts and stops its own memcached (bench/run.py).
-bench: system-deps venv
+# The benchmark report (docs/benchmarks.md and its plot): starts and stops its own memcached and
+# redis-server processes (bench/run.py). Its extra (matplotlib) is installed here only.
+$(VENV)/.bench-installed: $(VENV)/.installed setup.cfg
+	$(PY) -m pip install --quiet -e ".[test,bench]" 2>&1 | grep -v "is ignored" || true
+	$(PY) -c "import matplotlib"
+	touch $@
+
+bench: system-deps venv $(VENV)/.bench-installed
 	BENCH_COMMAND="make bench" $(PY) -m bench.run
+
+# Failover under real HTTP load, django_msm next to Django's engines and django-redis (chaos/);
+# prints the table and writes docs/chaos.md. `$(PY) -m chaos --help` for --schedule/--engines.
+.PHONY: chaos
+chaos: system-deps venv
+	CHAOS_COMMAND="make chaos" $(PY) -m chaos
 
 # Counting speed and memory of msm_status: 1,000,000 sessions on 2 memcached nodes.
 .PHONY: bench-count

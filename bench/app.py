@@ -1,27 +1,22 @@
-"""The Django side of the benchmark: settings, the session content and four tiny views.
+"""The Django side of the benchmark: settings, the session content and a few tiny views.
 
-Both engines serve the same views with the same session content through Django's stock
-``SessionMiddleware``, so the only difference between two measured requests is the engine.
+Every engine serves the same views with the same session content, so the only difference between
+two measured requests is the engine (and, where a row says so, the session middleware).
 This module is the benchmark's ``ROOT_URLCONF``.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
 import itertools
+import json
+import random
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-ENGINES = {
-    "django": "django.contrib.sessions.backends.cache",
-    # The same engine with its cache's close() made a no-op during its requests: the connection
-    # survives request_finished, as msm's pool does. Not a stock set-up; it shows how much of
-    # the stock engine's cost is its per-request reconnect.
-    "django-kept": "django.contrib.sessions.backends.cache",
-    "msm": "django_msm.session",
-}
-KEEPS_CONNECTIONS = frozenset({"django-kept"})
 # name -> (url, what the view does to the session)
 SHAPES = {
     "read": "/read/",  # loads an existing session, changes nothing
@@ -29,6 +24,8 @@ SHAPES = {
     "create": "/create/",  # no cookie: creates and saves a session
 }
 BASELINE = "/noop/"  # never touches the session: the request cycle without a session engine
+STOCK_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
+MSM_MIDDLEWARE = "django_msm.middleware.SessionMiddleware"
 
 _counter = itertools.count()
 
@@ -38,9 +35,15 @@ def url(label: str) -> str:
     return BASELINE if label == "baseline" else SHAPES[label]
 
 
-def session_content() -> dict[str, Any]:
-    """A realistic small session: what ``django.contrib.auth.login`` stores, plus a short cart."""
-    return {
+def create_url(size: int | None) -> str:
+    """The URL that creates a session of the default content, or of about ``size`` bytes."""
+    return SHAPES["create"] if size is None else f"/create/{size}/"
+
+
+def session_content(size: int | None = None) -> dict[str, Any]:
+    """A realistic small session (what ``django.contrib.auth.login`` stores, plus a short cart);
+    with ``size``, padded to about ``size`` bytes of JSON by an incompressible ``blob``."""
+    content: dict[str, Any] = {
         "_auth_user_id": "4217",
         "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
         "_auth_user_hash": "5f1d7a0c3e9b2846d1f0a7c4e8b3925d6a1c0f7e4b8d2a9c3f6e1b0d7a4c8e2f",
@@ -52,10 +55,22 @@ def session_content() -> dict[str, Any]:
         ],
         "last_seen": 0,
     }
+    if size is not None:
+        base = len(json.dumps(content, separators=(",", ":")))
+        content["blob"] = blob(max(0, size - base - len(',"blob":""')))
+    return content
 
 
-def django_settings(locations: list[str], msm_nodes: str) -> dict[str, Any]:
-    """Settings for ``settings.configure``: both engines on the same memcached processes."""
+@functools.cache
+def blob(length: int) -> str:
+    """``length`` characters of base64 over random bytes: zlib gains little on it (about a
+    quarter), as on an already-compressed or encrypted attribute. Cached: built once per size."""
+    raw = random.Random(length).randbytes(length * 3 // 4 + 3)
+    return base64.b64encode(raw).decode()[:length]
+
+
+def django_settings(caches: dict[str, dict[str, Any]], msm_nodes: str) -> dict[str, Any]:
+    """Settings for ``settings.configure``; engines override the session settings per batch."""
     return {
         "DEBUG": False,
         "SECRET_KEY": "django_msm-bench-not-secret",
@@ -64,16 +79,10 @@ def django_settings(locations: list[str], msm_nodes: str) -> dict[str, Any]:
         "ROOT_URLCONF": "bench.app",
         "INSTALLED_APPS": ["django.contrib.sessions", "django_msm"],
         "DATABASES": {},
-        "MIDDLEWARE": ["django.contrib.sessions.middleware.SessionMiddleware"],
-        # Django's engine as its docs configure it: PyMemcacheCache over every node.
-        "CACHES": {
-            "default": {
-                "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
-                "LOCATION": locations,
-            }
-        },
+        "MIDDLEWARE": [STOCK_MIDDLEWARE],
+        "CACHES": caches,
         "DJANGO_MSM": {"MEMCACHED_NODES": msm_nodes},
-        "SESSION_ENGINE": ENGINES["django"],
+        "SESSION_ENGINE": "django.contrib.sessions.backends.cache",
     }
 
 
@@ -96,8 +105,8 @@ def modify(request: HttpRequest) -> HttpResponse:
     return HttpResponse(b"ok")
 
 
-def create(request: HttpRequest) -> HttpResponse:
-    request.session.update(session_content())
+def create(request: HttpRequest, size: int | None = None) -> HttpResponse:
+    request.session.update(session_content(size))
     return HttpResponse(b"ok")
 
 
@@ -106,4 +115,5 @@ urlpatterns = [
     path("read/", read),
     path("modify/", modify),
     path("create/", create),
+    path("create/<int:size>/", create),
 ]

@@ -1,89 +1,52 @@
-"""The benchmark's table, as printed and as written to ``docs/bench-engine.md``.
+"""The memcached tables of the report: non-sticky (issue 2), sticky (issue 3), locked (issue 4).
 
-Ratios are the headline: each round measures both engines back to back, the ratio is taken per
-round (so a noisy moment hits both sides of it) and the median of those ratios is reported.
+Each function returns the lines of one table as plain text; ``docs.py`` puts them together.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
-from pathlib import Path
 
-# Targets from issue 2: msm's per-request cost over Django's cache engine.
+from .results import Results, summary, verdict
+
+# Targets: msm's per-request cost over Django's cache engine (issue 2: non-sticky;
+# issue 3: sticky, with a warm local copy).
 TARGETS = {"read": 1.0, "modify": 1.2, "create": 1.2}
-OPS = ("get", "store", "touch", "delete", "connect")
+STICKY_TARGETS = {"read": 0.5, "modify": 1.2}
+SHAPES = ("read", "modify", "create")
 
 
-@dataclass
-class Results:
-    """Per batch, by (engine, label) in round order: the median and the mean request, in µs.
-
-    The median of a batch is the headline: a request that lost the CPU to another process on
-    this shared machine does not move it. The mean, which also carries such requests and the
-    garbage collector, is shown beside it.
-    """
-
-    rounds: int
-    count: int
-    times: dict[tuple[str, str], list[float]] = field(default_factory=lambda: defaultdict(list))
-    means: dict[tuple[str, str], list[float]] = field(default_factory=lambda: defaultdict(list))
-    ops: dict[tuple[str, str], Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
-
-    def add_batch(self, engine: str, label: str, elapsed_ns: list[int]) -> None:
-        self.times[engine, label].append(statistics.median(elapsed_ns) / 1000)
-        self.means[engine, label].append(statistics.fmean(elapsed_ns) / 1000)
-
-    def add_ops(self, engine: str, label: str, per_request: dict[str, float]) -> None:
-        self.ops[engine, label].update(per_request)
-
-    def median(self, engine: str, label: str) -> float:
-        return statistics.median(self.times[engine, label])
-
-    def ratios(
-        self, label: str, against: str = "django", share: bool = False, mean: bool = False
-    ) -> list[float]:
-        """msm / ``against`` per round; with ``share``, of the request minus the no-op request."""
-        times = self.means if mean else self.times
-        msm, other = times["msm", label], times[against, label]
-        if share:
-            msm = self.shares("msm", label)
-            other = self.shares(against, label)
-        return [m / o for m, o in zip(msm, other, strict=True) if o > 0]
-
-    def shares(self, engine: str, label: str) -> list[float]:
-        """Per round: a request of ``label`` minus the no-op request of the same engine."""
-        pairs = zip(self.times[engine, label], self.times[engine, "baseline"], strict=True)
-        return [request - noop for request, noop in pairs]
-
-    def ops_per_request(self, engine: str, label: str) -> dict[str, float]:
-        total = self.ops[engine, label]
-        return {name: total[name] / self.rounds for name in OPS}
+def ratio_cells(results: Results, shape: str, engine: str, against: str) -> str:
+    """``0.84× (0.69–0.90)``: the median per-round ratio and its interquartile range."""
+    ratio, low, high = summary(results.ratios(shape, engine=engine, against=against))
+    return f"{ratio:5.2f}× ({low:.2f}–{high:.2f})".ljust(21)
 
 
-def _headline(results: Results) -> list[str]:
+def target_cells(results: Results, shape: str, engine: str, against: str,
+                 target: float | None) -> str:
+    """Ratio, IQR, target, verdict and the same ratio by batch means."""
+    ratio, _, _ = summary(results.ratios(shape, engine=engine, against=against))
+    by_mean = statistics.median(results.ratios(shape, engine=engine, against=against, mean=True))
+    goal = f"≤{target:.1f}×  {verdict(ratio, target):<7}" if target else "–       –      "
+    return f"{ratio_cells(results, shape, engine, against)}  {goal}  {by_mean:5.2f}×"
+
+
+def headline(results: Results) -> list[str]:
     lines = [
+        "Non-sticky: django_msm (stock SessionMiddleware) vs Django's cache engine",
         "shape     django µs  msm µs  msm/django (IQR)       target  verdict  by mean",
         "--------  ---------  ------  ---------------------  ------  -------  -------",
     ]
     for shape, target in TARGETS.items():
-        ratios = results.ratios(shape)
-        ratio = statistics.median(ratios)
-        low, _, high = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratio,) * 3
-        verdict = "PASS" if ratio <= target else "MISS"
         django, msm = results.median("django", shape), results.median("msm", shape)
-        by_mean = statistics.median(results.ratios(shape, mean=True))
-        lines.append(
-            f"{shape:<8}  {django:9.1f}  {msm:6.1f}  {ratio:5.2f}× ({low:.2f}–{high:.2f})"
-            f"      ≤{target:.1f}×  {verdict:<7}  {by_mean:5.2f}×"
-        )
+        cells = target_cells(results, shape, "msm", "django", target)
+        lines.append(f"{shape:<8}  {django:9.1f}  {msm:6.1f}  {cells}")
     base_dj, base_msm = results.median("django", "baseline"), results.median("msm", "baseline")
     lines.append(f"no-op     {base_dj:9.1f}  {base_msm:6.1f}  (request cycle, session untouched)")
     return lines
 
 
-def _stricter(results: Results) -> list[str]:
+def stricter(results: Results) -> list[str]:
     lines = [
         "",
         "Stricter views (not the targets): the session's share of a request (request minus the",
@@ -91,7 +54,7 @@ def _stricter(results: Results) -> list[str]:
         "requests (its cache's close() a no-op; not a stock set-up):",
         "shape     share: django  msm  msm/django   kept: django  msm/kept  share msm/kept",
     ]
-    for shape in TARGETS:
+    for shape in SHAPES:
         share_dj = statistics.median(results.shares("django", shape))
         share_msm = statistics.median(results.shares("msm", shape))
         share_ratio = statistics.median(results.ratios(shape, share=True))
@@ -107,72 +70,69 @@ def _stricter(results: Results) -> list[str]:
     return lines
 
 
-def _commands(results: Results) -> list[str]:
-    lines = ["", "memcached commands per request (server stats over both nodes;",
-             "store = set/add/replace; new conn = connections the server accepted):",
-             "shape     engine        get  store  touch  delete  new conn"]
-    for shape in TARGETS:
-        for engine in ("django", "django-kept", "msm"):
-            ops = results.ops_per_request(engine, shape)
-            lines.append(
-                f"{shape:<8}  {engine:<11}  {ops['get']:4.1f}  {ops['store']:5.1f}  "
-                f"{ops['touch']:5.1f}  {ops['delete']:6.1f}  {ops['connect']:8.1f}"
-            )
+def sticky(results: Results) -> list[str]:
+    lines = [
+        "Sticky: STICKY=True with django_msm.middleware.SessionMiddleware, warm local copy",
+        "(a read sends only the version check `mg <key> c`), vs Django's cache engine",
+        "shape     django µs  sticky µs  sticky/django (IQR)    target  verdict  by mean"
+        "  local loads/req  share ratio",
+        "--------  ---------  ---------  ---------------------  ------  -------  -------"
+        "  ---------------  -----------",
+    ]
+    for shape in SHAPES:
+        django, mine = results.median("django", shape), results.median("msm-sticky", shape)
+        cells = target_cells(results, shape, "msm-sticky", "django", STICKY_TARGETS.get(shape))
+        local = results.stat_per_request("msm-sticky", shape, "loads_local")
+        share = statistics.median(results.ratios(shape, "msm-sticky", "django", share=True))
+        lines.append(f"{shape:<8}  {django:9.1f}  {mine:9.1f}  {cells}  {local:15.2f}"
+                     f"  {share:10.2f}×")
+    noop = results.median("msm-sticky", "baseline")
+    lines.append(f"no-op     {results.median('django', 'baseline'):9.1f}  {noop:9.1f}")
+    lines.append("(share ratio: the same ratio of request minus no-op: the session's own cost)")
     return lines
 
 
-def render(results: Results, nodes: str) -> str:
-    """The whole table as plain text."""
-    floor_get = results.median("floor", "get")
-    floor_set = results.median("floor", "set")
-    header = [
-        "django_msm vs Django's cache session engine: full request cycle",
-        f"(django.test.Client + stock SessionMiddleware; memcached {nodes};",
-        f" {results.rounds} rounds × {results.count} requests per engine and shape, engines "
-        "interleaved;",
-        " µs = median request of a batch, median over rounds; ratios per round, then median;",
-        " 'by mean' = the same ratio from batch means)",
-        "",
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"≤{value * 1e6:.0f}"
+
+
+def locked(results: Results) -> list[str]:
+    lines = [
+        "Locked: LOCKING_MODE='all', uncontended (one client per session), vs the same engine",
+        "and middleware unlocked (msm-mw); lock_wait from django_msm.stats.statistics",
+        "shape     unlocked µs  locked µs  locked/unlocked (IQR)  lock cost µs  locked/django"
+        "  locks/req  lock_wait p50 µs  p95 µs  mean µs",
     ]
-    floor = [
-        "",
-        f"floor (raw pymemcache, node n1, open connection): get {floor_get:.1f} µs, "
-        f"set {floor_set:.1f} µs per round trip",
-    ]
-    body = _headline(results) + _stricter(results) + _commands(results) + floor
-    return "\n".join(header + body)
+    for shape in ("read", "modify"):
+        unlocked, mine = results.median("msm-mw", shape), results.median("msm-locked", shape)
+        cost = statistics.median(results.differences(shape, "msm-locked", "msm-mw"))
+        to_django = statistics.median(results.ratios(shape, "msm-locked", "django"))
+        locks = results.stat_per_request("msm-locked", shape, "locks_acquired")
+        p50 = results.percentile("msm-locked", shape, "lock_wait", 0.50)
+        p95 = results.percentile("msm-locked", shape, "lock_wait", 0.95)
+        stats = results.stats["msm-locked", shape]
+        waits = stats["lock_wait:count"]
+        mean = f"{stats['lock_wait:sum'] / waits * 1e6:.1f}" if waits else "–"
+        lines.append(
+            f"{shape:<8}  {unlocked:11.1f}  {mine:9.1f}  "
+            f"{ratio_cells(results, shape, 'msm-locked', 'msm-mw')}  {cost:12.1f}  "
+            f"{to_django:12.2f}×  {locks:9.2f}  {_seconds(p50):>16}  {_seconds(p95):>6}  {mean:>7}"
+        )
+    mw = statistics.median(results.ratios("read", "msm-mw", "msm"))
+    lines.append(f"(msm-mw/msm, read: {mw:.2f}×: django_msm's middleware over the stock one)")
+    return lines
 
 
-def write_markdown(path: Path, table: str, machine: dict[str, str]) -> None:
-    """Write the table with how and where it was measured, for the docs to cite."""
-    facts = "\n".join(f"- {name}: {value}" for name, value in machine.items())
-    text = f"""# Benchmark: django_msm vs Django's cache session engine
-
-Generated by `bench/run.py`; every run of `make bench` rewrites this file.
-
-{facts}
-
-```text
-{table}
-```
-
-How it is measured: every request goes through `django.test.Client`, i.e. the WSGI handler,
-Django's stock `SessionMiddleware` and the `request_started`/`request_finished` signals (Django
-closes its cache connections on `request_finished`, so each request of the `cache` engine opens a
-new connection, as it does in production). Both engines run in the same process, on the same two
-memcached processes, with the same session content (auth keys and a three-item cart). Each
-round measures the engines back to back in short batches, alternating which goes first; the
-ratio is taken per round and the table shows its median and interquartile range (IQR); a
-batch counts by its median request, so a request that lost the CPU to another process does not
-move it ("by mean" uses batch means instead). Machines are shared and noisy: compare ratios,
-not absolute times. Targets (issue 2): read ≤ 1.0×, modify ≤ 1.2×, create ≤ 1.2×.
-
-The command counts come from memcached's own `stats`. Django's engine reads before it writes
-(`save` checks that the session still exists); django_msm writes with `replace`/`add`, which
-check existence in the same round trip, and writes the backup copy on the second node.
-`django-kept` is Django's engine with its cache's `close()` made a no-op for its requests (the
-`request_finished` signal and `close_caches` still run): not a stock set-up, it shows how much
-of the stock engine's cost is reconnecting.
-"""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+def commands(results: Results, engines: tuple[str, ...]) -> list[str]:
+    lines = ["memcached commands per request (server stats over every node;",
+             "store = set/add/replace/ms; new conn = connections the server accepted):",
+             "shape     engine        get  store  touch  delete  new conn"]
+    for shape in SHAPES:
+        for engine in engines:
+            ops = results.ops_per_request(engine, shape)
+            lines.append(
+                f"{shape:<8}  {engine:<11}  {ops.get('get', 0):4.1f}  {ops.get('store', 0):5.1f}  "
+                f"{ops.get('touch', 0):5.1f}  {ops.get('delete', 0):6.1f}  "
+                f"{ops.get('connect', 0):8.1f}"
+            )
+    return lines

@@ -1,122 +1,172 @@
-"""``make bench``: per-request cost of django_msm next to Django's ``cache`` session engine.
+"""``make bench``: per-request cost of django_msm next to Django's and django-redis's engines.
 
-Starts two memcached processes on free loopback ports, configures Django in this process with
-both engines on those same processes (django_msm: primary + backup over two nodes; Django:
-``PyMemcacheCache`` over the same two), measures read-only, modifying and new-session requests
-in interleaved rounds, prints the table, writes it to ``docs/bench-engine.md`` and stops the
-servers. It is a report, not a test: the exit status is 0 whether targets are met or not.
+Starts eight memcached and two redis-server processes on free loopback ports, configures Django
+in this process with every engine on those same processes, measures them in interleaved rounds
+(non-sticky, sticky and locked on memcached; Redis; 2/4/8 nodes; 1 KB to 512 KB sessions;
+threads; the raw client floor), prints the tables, writes ``docs/benchmarks.md`` and the plot
+``docs/bench-latency-by-size.png``, and stops the servers. It is a report, not a test: the exit
+status is 0 whether targets are met or not, and non-zero only when the harness itself fails
+(a request answered with the wrong status, a server that did not start).
 
-    python -m bench.run                      # the full run (about a minute)
-    python -m bench.run --rounds 5 --count 50 --output ''
-    python -m bench.run --profile modify     # cProfile of django_msm on one request shape
+    python -m bench.run                       # the full report (a few minutes)
+    python -m bench.run --quick               # every table from fewer rounds (about a minute)
+    python -m bench.run --quick --only main,redis --output ''
+    python -m bench.run --profile modify --engine msm-sticky   # cProfile of one request shape
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
-import json
+import dataclasses
 import os
-import platform
 import signal
-import subprocess
 import sys
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import django
-import pymemcache
 from django.conf import settings
 
+from tests.redis_servers import RedisProcess
 from tests.servers import MemcachedProcess
 
-from . import app, report
-from .measure import EngineClients, Floor, ServerCounters, per_request
+from . import app, docs, phases, plot, report, sections
+from .engines import Switch, build_engines, cache_settings
+from .measure import EngineClients
+from .results import Results
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUTPUT = ROOT / "docs" / "bench-engine.md"
+DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
+PLOT_NAME = "bench-latency-by-size.png"
+PHASES = ("main", "redis", "nodes", "sizes", "threads")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds (default 30)")
-    parser.add_argument("--count", type=int, default=100,
-                        help="requests per engine, shape and round (default 100)")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and requests")
+    parser.add_argument("--rounds", type=int, help="rounds of the main and Redis phases")
+    parser.add_argument("--count", type=int, help="requests per batch of the main phases")
+    parser.add_argument("--only", default=",".join(PHASES),
+                        help=f"comma-separated phases to run (default: all of {','.join(PHASES)})")
     parser.add_argument("--output", default=str(DEFAULT_OUTPUT),
-                        help="markdown file for the table; '' to skip")
+                        help="markdown report (the plot goes beside it); '' to skip")
     parser.add_argument("--profile", choices=sorted(app.SHAPES),
                         help="profile one shape instead of benchmarking")
-    parser.add_argument("--engine", choices=sorted(app.ENGINES), default="msm",
-                        help="engine to profile (default msm)")
-    return parser.parse_args(argv)
+    parser.add_argument("--engine", default="msm", help="engine to profile (default msm)")
+    parser.add_argument("--size", type=int, help="profile a session of about SIZE bytes")
+    args = parser.parse_args(argv)
+    args.only = [name for name in args.only.split(",") if name]
+    unknown = set(args.only) - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phase(s) {', '.join(sorted(unknown))}; choose from {PHASES}")
+    return args
 
 
-def configure(nodes: list[MemcachedProcess]) -> None:
-    locations = [f"127.0.0.1:{node.port}" for node in nodes]
-    msm_nodes = ",".join(node.spec for node in nodes)
-    settings.configure(**app.django_settings(locations, msm_nodes))
-    django.setup()
+def make_plan(args: argparse.Namespace) -> phases.Plan:
+    plan = phases.QUICK if args.quick else phases.Plan()
+    if args.rounds:
+        plan = dataclasses.replace(plan, rounds=args.rounds, redis_rounds=args.rounds)
+    if args.count:
+        plan = dataclasses.replace(plan, count=args.count)
+    return plan
 
 
-def measure_batch(
-    results: report.Results, clients: EngineClients, label: str, counters: ServerCounters
-) -> None:
-    gc.collect()
-    before = counters.read()
-    results.add_batch(clients.engine, label, clients.run(app.url(label), results.count))
-    results.add_ops(clients.engine, label, per_request(before, counters.read(), results.count))
+class Servers:
+    """The memcached and redis-server processes of one run, stopped whatever happens."""
+
+    def __init__(self) -> None:
+        self.memcached: list[MemcachedProcess] = []
+        self.redis: list[RedisProcess] = []
+
+    def start(self) -> Servers:
+        for number in range(1, 9):
+            self.memcached.append(MemcachedProcess(f"n{number}").start())
+        for number in (1, 2):
+            self.redis.append(RedisProcess(f"r{number}").start())
+        return self
+
+    def stop(self) -> None:
+        for server in (*self.memcached, *self.redis):
+            server.stop()
+
+    def configure(self) -> None:
+        locations = [f"127.0.0.1:{node.port}" for node in self.memcached]
+        caches = cache_settings(locations, [node.url for node in self.redis])
+        msm_nodes = ",".join(node.spec for node in self.memcached[:2])
+        settings.configure(**app.django_settings(caches, msm_nodes))
+        django.setup()
 
 
-def run_rounds(rounds: int, count: int, nodes: list[MemcachedProcess]) -> report.Results:
-    """Interleave engines within each round, alternating which one goes first."""
-    engines = [EngineClients(name) for name in app.ENGINES]
-    counters = ServerCounters(node.port for node in nodes)
-    floor = Floor(nodes[0].port, json.dumps(app.session_content()).encode())
-    results = report.Results(rounds, count)
-    try:
-        for clients in engines:  # warm-up: imports, pools, first connections
-            for label in ("baseline", *app.SHAPES):
-                clients.run(app.url(label), max(1, count // 5))
-        for number in range(rounds):
-            order = engines if number % 2 == 0 else engines[::-1]
-            for label in ("baseline", *app.SHAPES):
-                for clients in order:
-                    measure_batch(results, clients, label, counters)
-            results.add_batch("floor", "get", floor.get(count))
-            results.add_batch("floor", "set", floor.set(count))
-    finally:
-        counters.close()
-        floor.close()
-    return results
-
-
-def machine(argv: list[str] | None, nodes: list[MemcachedProcess]) -> dict[str, str]:
-    """What the docs need to cite the figures: command, date, machine and versions."""
-    args = sys.argv[1:] if argv is None else argv
-    command = os.environ.get("BENCH_COMMAND") or " ".join(["python -m bench.run", *args])
-    version = subprocess.run(["memcached", "-V"], capture_output=True, text=True).stdout.strip()
-    return {
-        "command": f"`{command}`",
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": f"{platform.machine()}, nproc {os.cpu_count()}, {platform.system()} "
-        f"{platform.release()}",
-        "versions": f"Python {platform.python_version()}, Django {django.get_version()}, "
-        f"pymemcache {pymemcache.__version__}, {version}",
-        "nodes": ", ".join(node.spec for node in nodes),
+def run_phases(args: argparse.Namespace, servers: Servers, switch: Switch
+               ) -> dict[str, Results]:
+    engines = build_engines([n.spec for n in servers.memcached], [n.spec for n in servers.redis])
+    clients = {name: EngineClients(engine, switch) for name, engine in engines.items()}
+    bench = phases.Bench(clients, [n.port for n in servers.memcached],
+                         [n.port for n in servers.redis])
+    runners: dict[str, Callable[[phases.Bench, phases.Plan], Results]] = {
+        "main": phases.main_phase, "redis": phases.redis_phase, "nodes": phases.node_phase,
+        "sizes": phases.size_phase, "threads": phases.thread_phase,
     }
+    plan, collected = make_plan(args), {}
+    try:
+        for name in args.only:
+            started = time.monotonic()
+            collected[name] = runners[name](bench, plan)
+            print(f"phase {name}: {time.monotonic() - started:.0f} s", flush=True)
+    finally:
+        bench.close()
+    return collected
 
 
-def benchmark(args: argparse.Namespace, argv: list[str] | None,
-              nodes: list[MemcachedProcess]) -> None:
-    started = time.monotonic()
-    results = run_rounds(args.rounds, args.count, nodes)
-    ports = ", ".join(str(node.port) for node in nodes)
-    table = report.render(results, f"×{len(nodes)} on 127.0.0.1 ports {ports}")
-    print(table)
-    print(f"\n({time.monotonic() - started:.0f} s)")
-    if args.output:
-        report.write_markdown(Path(args.output), table, machine(argv, nodes))
-        print(f"written to {args.output}")
+def _text(lines: list[str]) -> str:
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def render(results: dict[str, Results]) -> list[tuple[str, str]]:
+    """(title, text table) per section, in report order, for the phases that ran."""
+    out: list[tuple[str, str]] = []
+    main, redis = results.get("main"), results.get("redis")
+    if main is not None:
+        rounds = f"({main.rounds} rounds × {main.count} requests per engine and shape)"
+        out.append(("Non-sticky (issue 2)", _text(
+            [rounds, *report.headline(main), *report.stricter(main), "",
+             *report.commands(main, ("django", "django-kept", "msm"))])))
+        out.append(("Sticky (issue 3)", _text(
+            [*report.sticky(main), "", *report.commands(main, ("msm-sticky",))])))
+        out.append(("Locked (issue 4)", _text(
+            [*report.locked(main), "", *report.commands(main, ("msm-mw", "msm-locked"))])))
+    if redis is not None:
+        rounds = f"({redis.rounds} rounds × {redis.count} requests per engine and shape)"
+        out.append(("Redis (issue 5)", _text([rounds, *sections.redis(redis)])))
+    if main is not None or redis is not None:
+        out.append(("Floor", _text(sections.floor(main, redis))))
+    if "nodes" in results:
+        out.append(("Node count", _text(sections.nodes(results["nodes"]))))
+    if "sizes" in results:
+        out.append(("Session size", _text(sections.sizes(results["sizes"]))))
+    if "threads" in results:
+        out.append(("Threads", _text(sections.threads(results["threads"]))))
+    return out
+
+
+def report_all(args: argparse.Namespace, argv: list[str] | None, results: dict[str, Results],
+               started: float, load_before: tuple[float, ...]) -> None:
+    tables = render(results)
+    for title, table in tables:
+        print(f"\n== {title} ==\n{table}")
+    if not args.output:
+        return
+    output = Path(args.output)
+    plotted = "sizes" in results and plot.latency_by_size(results["sizes"],
+                                                          output.parent / PLOT_NAME)
+    command = os.environ.get("BENCH_COMMAND") or " ".join(
+        ["python -m bench.run", *(sys.argv[1:] if argv is None else argv)])
+    facts = docs.machine(command, started, load_before)
+    docs.write(output, facts, tables, PLOT_NAME if plotted else None)
+    print(f"\nwritten to {output}" + (f" and {output.parent / PLOT_NAME}" if plotted else ""))
+    print(f"run time {facts['run time']}")
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -125,21 +175,24 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # django-redis 7's ShardClient warns when its own RedisCache passes `client=` through to it;
+    # its API, not something a user of the session engine can change.
+    warnings.filterwarnings("ignore", "[a-z_]+ on sharded client should not specify client")
     signal.signal(signal.SIGTERM, _terminate)
-    nodes: list[MemcachedProcess] = []
+    started, load_before = time.monotonic(), os.getloadavg()
+    servers, switch = Servers(), Switch()
     try:
-        for node_id in ("n1", "n2"):
-            nodes.append(MemcachedProcess(node_id).start())
-        configure(nodes)
+        servers.start().configure()
         if args.profile:
             from .profile import profile
 
-            profile(args.engine, args.profile, args.count)
+            profile(args.engine, args.profile, args.count or 100, servers, switch, args.size)
         else:
-            benchmark(args, argv, nodes)
+            results = run_phases(args, servers, switch)
+            report_all(args, argv, results, started, load_before)
     finally:
-        for node in nodes:
-            node.stop()
+        switch.close()
+        servers.stop()
     return 0
 
 
