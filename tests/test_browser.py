@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.wait import WebDriverWait
 
 from demo.cluster import Cluster
@@ -61,6 +62,17 @@ def browser() -> Iterator[WebDriver]:
             driver.quit()
 
 
+def _gone(element: WebElement) -> bool:
+    """True once the element's page was replaced. Besides selenium's stale-element error,
+    chromedriver may answer "Node with given id does not belong to the document" while the
+    new page replaces the old one (seen in CI); that means gone as well."""
+    try:
+        element.is_enabled()
+    except (StaleElementReferenceException, WebDriverException):
+        return True
+    return False
+
+
 class ShopPage:
     """The demo shop as the browser shows it."""
 
@@ -75,7 +87,7 @@ class ShopPage:
         """Click a link or button and wait for the page it leads to."""
         old_page = self.driver.find_element(By.TAG_NAME, "html")
         self.driver.find_element(By.ID, element_id).click()
-        WebDriverWait(self.driver, PAGE_TIMEOUT).until(expected_conditions.staleness_of(old_page))
+        WebDriverWait(self.driver, PAGE_TIMEOUT).until(lambda _: _gone(old_page))
         WebDriverWait(self.driver, PAGE_TIMEOUT).until(
             lambda driver: driver.execute_script("return document.readyState") == "complete"
         )
