@@ -31,7 +31,8 @@ Engines: `django` is `django.contrib.sessions.backends.cache` over `PyMemcacheCa
 nodes; `django-kept` is the same with its cache's `close()` a no-op for its requests (not a stock
 set-up: it shows how much of the stock engine's cost is reconnecting); `msm` is django_msm
 non-sticky under Django's stock `SessionMiddleware` (the issue 2 set-up); `msm-mw` the same under
-`django_msm.middleware.SessionMiddleware`; `msm-sticky` adds `STICKY=True`, `msm-locked`
+`django_msm.middleware.SessionMiddleware`; `msm-sticky` adds `STICKY=True` with
+`ROUTE="bench"` (so the host's version table vouches for local copies), `msm-locked`
 `LOCKING_MODE="all"` (both with django_msm's middleware); `django-redis` is Django's cache session
 engine over `django_redis.cache.RedisCache` (`ShardClient` over both Redis nodes, as
 `PyMemcacheCache` shards over memcached nodes); `msm-redis` is django_msm on `id:redis://` nodes.

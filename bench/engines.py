@@ -81,13 +81,14 @@ def build_engines(memcached: Sequence[str], redis: Sequence[str]) -> dict[str, E
         Engine("msm", MSM_ENGINE, msm={"MEMCACHED_NODES": two}),
         Engine("msm-mw", MSM_ENGINE, MSM_MIDDLEWARE, msm={"MEMCACHED_NODES": two}),
         Engine("msm-sticky", MSM_ENGINE, MSM_MIDDLEWARE,
-               msm={"MEMCACHED_NODES": two, "STICKY": True}),
+               msm={"MEMCACHED_NODES": two, "STICKY": True, "ROUTE": "bench"}),
         Engine("msm-locked", MSM_ENGINE, MSM_MIDDLEWARE,
                msm={"MEMCACHED_NODES": two, "LOCKING_MODE": "all"}),
         Engine("django-redis", CACHE_ENGINE, cache_alias="redis", server="redis"),
         Engine("msm-redis", MSM_ENGINE, msm={"MEMCACHED_NODES": on_redis}, server="redis"),
         Engine("msm-redis-sticky", MSM_ENGINE, MSM_MIDDLEWARE,
-               msm={"MEMCACHED_NODES": on_redis, "STICKY": True}, server="redis"),
+               msm={"MEMCACHED_NODES": on_redis, "STICKY": True, "ROUTE": "bench"},
+               server="redis"),
     ]
     for count in NODE_COUNTS[1:]:
         engines.append(

@@ -72,8 +72,8 @@ def stricter(results: Results) -> list[str]:
 
 def sticky(results: Results) -> list[str]:
     lines = [
-        "Sticky: STICKY=True with django_msm.middleware.SessionMiddleware, warm local copy",
-        "(a read sends only the version check `mg <key> c`), vs Django's cache engine",
+        "Sticky: STICKY=True, ROUTE set, django_msm.middleware.SessionMiddleware, warm local copy",
+        "(a read asks the host version table; the node only once a second), vs Django's engine",
         "shape     django µs  sticky µs  sticky/django (IQR)    target  verdict  by mean"
         "  local loads/req  share ratio",
         "--------  ---------  ---------  ---------------------  ------  -------  -------"

@@ -71,7 +71,10 @@ HINT_E024 = "Use a Python regex searched in request.path, such as 'uriPattern:^/
 HINT_E025 = "Use 'fail' (answer 503 with Retry-After) or 'proceed' (run unlocked, warn)."
 HINT_E026 = "Use a Python regex matched against whole session key names, such as 'cart|user_.*'."
 
-DURATION_KEYS = ("OPERATION_TIMEOUT", "RETRY_TIMEOUT", "LOCK_EXPIRATION", "SESSION_BACKUP_TIMEOUT")
+DURATION_KEYS = (
+    "OPERATION_TIMEOUT", "RETRY_TIMEOUT", "LOCK_EXPIRATION", "SESSION_BACKUP_TIMEOUT",
+    "HOST_VERSION_TRUST",
+)
 POSITIVE_INT_KEYS = (
     "MAX_SESSION_SIZE", "COMPRESS_MIN_SIZE", "RETRY_ATTEMPTS", "BACKUP_QUEUE_SIZE",
     "LOCAL_CACHE_ENTRIES", "LOCAL_CACHE_BYTES",
@@ -161,6 +164,9 @@ def _check_numbers(raw: dict[str, Any]) -> list[CheckMessage]:
         for key in POSITIVE_INT_KEYS
         if not positive(raw[key], int)
     ]
+    slots = raw["HOST_VERSION_SLOTS"]
+    if slots != 0 and not positive(slots, int):
+        errors.append(_error(E011, HINT_E011, 11, key="HOST_VERSION_SLOTS"))
     threads = raw["BACKUP_THREAD_COUNT"]
     if threads is not None and not positive(threads, int):
         errors.append(_error(E011, HINT_E011, 11, key="BACKUP_THREAD_COUNT"))

@@ -44,6 +44,8 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "RETRY_ATTEMPTS": 2,
     "LOCAL_CACHE_ENTRIES": 10_000,
     "LOCAL_CACHE_BYTES": 64 * 1024 * 1024,
+    "HOST_VERSION_SLOTS": 65_536,  # sticky + ROUTE: the host's shared version table; 0 = off
+    "HOST_VERSION_TRUST": 1.0,
     "LOCKING_MODE": "none",
     "LOCK_EXPIRATION": 5.0,
     "LOCK_WAIT_TIMEOUT": None,  # None: OPERATION_TIMEOUT, msm's lock-acquire budget
@@ -81,6 +83,8 @@ class MsmConfig:
     backup_timeout: float = 0.1
     local_cache_entries: int = 10_000
     local_cache_bytes: int = 64 * 1024 * 1024
+    host_version_slots: int = 65_536
+    host_version_trust: float = 1.0
     locking_mode: str = "none"  # none, all, auto, uri
     lock_pattern: re.Pattern[str] | None = None
     lock_expiration: float = 5.0
@@ -158,6 +162,8 @@ def get_config() -> MsmConfig:
         backup_timeout=float(raw["SESSION_BACKUP_TIMEOUT"]),
         local_cache_entries=int(raw["LOCAL_CACHE_ENTRIES"]),
         local_cache_bytes=int(raw["LOCAL_CACHE_BYTES"]),
+        host_version_slots=int(raw["HOST_VERSION_SLOTS"]),
+        host_version_trust=float(raw["HOST_VERSION_TRUST"]),
         enable_statistics=bool(raw["ENABLE_STATISTICS"]),
         attribute_filter=_compiled(raw["SESSION_ATTRIBUTE_FILTER"]),
         **_locking(raw),

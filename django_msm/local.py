@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .envelope import Copy
+from .exceptions import NodeUnavailable
+from .hostversions import HostVersions
 
 
 @dataclass(frozen=True)
@@ -71,3 +74,49 @@ class LocalSessions:
     @property
     def size_bytes(self) -> int:
         return self._bytes
+
+
+class StickyCopies:
+    """Sticky mode's whole view: this process's copies and, with a route, the host's table.
+
+    ``ask_node`` is the payload-free version check (``Store.version``); it is only called when
+    the host's table cannot vouch for the local copy.
+    """
+
+    def __init__(self, local: LocalSessions, host: HostVersions | None):
+        self.local = local
+        self.host = host
+
+    def current(self, key: str, ask_node: Callable[[], bytes | None]) -> LocalEntry | None:
+        """The local copy of ``key`` if it is the current version, else None (load it)."""
+        entry = self.local.get(key)
+        if entry is None or entry.token is None:  # None: our own write is still in flight
+            return entry
+        if self.host is not None and self.host.get(key) == entry.token:
+            return entry
+        try:
+            current = ask_node()
+        except NodeUnavailable:
+            return None  # the full load falls back to the backup copy
+        if current != entry.token:
+            self.local.pop(key)
+            return None
+        if self.host is not None:
+            self.host.put(key, current)
+        return entry
+
+    def remember(self, key: str, copy: Copy, token: bytes | None) -> None:
+        self.local.put(key, LocalEntry(token, copy))
+        if self.host is not None:
+            self.host.put(key, token)
+
+    def confirm(self, key: str, copy: Copy, token: bytes | None) -> None:
+        """An asynchronous write of ``copy`` landed with version ``token``."""
+        self.local.confirm(key, copy, token)
+        if self.host is not None:
+            self.host.put(key, token)
+
+    def forget(self, key: str) -> None:
+        self.local.pop(key)
+        if self.host is not None:
+            self.host.forget(key)

@@ -18,7 +18,8 @@ from .clock import Clock, SystemClock
 from .conf import MsmConfig, get_config
 from .exceptions import NodeUnavailable
 from .failover import NodeHealth, NodeState
-from .local import LocalSessions
+from .hostversions import HostVersions
+from .local import LocalSessions, StickyCopies
 from .locking import ReadOnlyRequests
 from .nodes import Node
 from .session_id import SessionId
@@ -61,12 +62,13 @@ class NodeRegistry:
         self.away = AwayMarks(self)
         # LOCKING_MODE=auto: request kinds seen to leave the session unchanged.
         self.read_only = ReadOnlyRequests()
-        # Sticky mode's process-local primary copies (None in non-sticky mode).
-        self.local = (
-            LocalSessions(config.local_cache_entries, config.local_cache_bytes)
-            if config.sticky
-            else None
-        )
+        # Sticky mode: this process's primary copies (bounded LRU) and, with a route, the
+        # versions shared by the host's workers (None in non-sticky mode).
+        self.local: LocalSessions | None = None
+        self.sticky: StickyCopies | None = None
+        if config.sticky:
+            self.local = LocalSessions(config.local_cache_entries, config.local_cache_bytes)
+            self.sticky = StickyCopies(self.local, _host_versions(config, self.clock))
 
     def node_for(self, sid: SessionId) -> Node | None:
         """Return the node a key names, or None if the key does not fit this configuration."""
@@ -127,8 +129,20 @@ class NodeRegistry:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.flush()
+        if self.sticky is not None and self.sticky.host is not None:
+            self.sticky.host.close()
         for store in self.stores.values():
             store.close()
+
+
+def _host_versions(config: MsmConfig, clock: Clock) -> HostVersions | None:
+    if not (config.sticky and config.route and config.host_version_slots):
+        return None
+    nodes = ",".join(node.address for node in config.nodes)
+    secret = config.signing_keys[0].hex()[:16]
+    identity = f"{secret}|{config.storage_prefix}|{config.route}|{nodes}"
+    path = HostVersions.path_for(identity)
+    return HostVersions(path, config.host_version_slots, config.host_version_trust, clock)
 
 
 _registry: NodeRegistry | None = None

@@ -23,7 +23,6 @@ from .backup import BackupSessionService, Loaded, UpdateResult
 from .changes import ChangeTrackingMixin, digest
 from .envelope import Copy
 from .exceptions import NodeUnavailable
-from .local import LocalEntry
 from .locking import SessionLock, SessionLocker
 from .nodes import Node
 from .registry import NodeRegistry, get_registry
@@ -89,8 +88,9 @@ class SessionStore(ChangeTrackingMixin, SessionBase):
         self._loaded_digest = digest(copy.payload)
         self._move = None
         self._unreachable = False
-        if local and self._registry.local is not None:
-            self._registry.local.put(str(sid), LocalEntry(token, copy))
+        sticky = self._registry.sticky
+        if local and sticky is not None:
+            sticky.remember(str(sid), copy, token)
 
     # -- loading ------------------------------------------------------------------------------
     def load(self) -> dict[str, Any]:
@@ -129,21 +129,13 @@ class SessionStore(ChangeTrackingMixin, SessionBase):
         return {}
 
     def _load_local(self, sid: SessionId, node: Node) -> dict[str, Any] | None:
-        """Sticky mode: serve the local copy if the node confirms it is current."""
-        local = self._registry.local
-        entry = local.get(str(sid)) if local is not None else None
-        if local is None or entry is None:
+        """Sticky mode: serve the local copy if it is the current version."""
+        sticky = self._registry.sticky
+        if sticky is None:
             return None
-        if entry.token is not None:  # None: this process's own write is still in flight
-            try:
-                current = self._service.version(sid, node)
-            except NodeUnavailable:
-                return None  # the full load falls back to the backup copy
-            if current != entry.token:
-                local.pop(str(sid))
-                return None
-        data = self._decode(entry.copy)
-        if data is not None:
+        entry = sticky.current(str(sid), lambda: self._service.version(sid, node))
+        data = self._decode(entry.copy) if entry is not None else None
+        if entry is not None and data is not None:
             statistics.incr("loads_local")
             self._remember(sid, entry.copy, entry.token, local=False)
             self._plan_move(sid, node, Loaded(entry.copy))
@@ -232,7 +224,7 @@ class SessionStore(ChangeTrackingMixin, SessionBase):
         request relocates the session with this request's changes.
         """
         sid, node = located
-        service, local = self._service, self._registry.local
+        service, sticky = self._service, self._registry.sticky
         self._remember(sid, copy, None, local=True)
 
         def write() -> None:
@@ -240,11 +232,11 @@ class SessionStore(ChangeTrackingMixin, SessionBase):
                 result, token = service.update(sid, node, copy, ttl)
             except NodeUnavailable:
                 result, token = UpdateResult.LOST, None
-            if local is not None:
+            if sticky is not None:
                 if result is UpdateResult.STORED:
-                    local.confirm(str(sid), copy, token)
+                    sticky.confirm(str(sid), copy, token)
                 else:
-                    local.pop(str(sid))
+                    sticky.forget(str(sid))
             if result is UpdateResult.LOST:
                 service.write_backup(sid, node, service.pack(copy), ttl)
             elif result is UpdateResult.DELETED:
@@ -292,8 +284,8 @@ class SessionStore(ChangeTrackingMixin, SessionBase):
         signal.send(sender=type(self), old_key=str(old_sid), new_key=str(new_sid))
 
     def _forget_local(self, sid: SessionId) -> None:
-        if self._registry.local is not None:
-            self._registry.local.pop(str(sid))
+        if self._registry.sticky is not None:
+            self._registry.sticky.forget(str(sid))
 
     def _refresh_due(self, copy: Copy) -> bool:
         """True when less than half of the stored lifetime is left (SAVE_EVERY_REQUEST)."""
