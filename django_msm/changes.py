@@ -1,26 +1,22 @@
 """ChangeTracking: Django's ``modified`` flag, plus changes made in place.
 
 ``request.session["cart"].append(x)`` sets no flag, so Django's own engines silently drop that
-write. The session remembers a digest of the payload it loaded or wrote; ``modified`` is also
-true when the current content serializes to something else.
+write. The session keeps the serialized payload it loaded or wrote (it holds it anyway, in its
+copy); ``modified`` is also true when the current content serializes to other bytes. Comparing
+bytes is exact (msm compared 32-bit hashes, which can collide and lose a write) and cheaper
+than hashing.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 
-def digest(payload: bytes) -> bytes:
-    """A strong 128-bit digest (msm's 32-bit hash could collide and lose a write)."""
-    return hashlib.blake2b(payload, digest_size=16).digest()
-
-
 class ChangeTrackingMixin:
-    """For a SessionBase subclass that sets ``_loaded_digest`` and defines ``_serialize``."""
+    """For a SessionBase subclass that sets ``_loaded_payload`` and defines ``_serialize``."""
 
     _modified: bool = False
-    _loaded_digest: bytes | None = None
+    _loaded_payload: bytes | None = None
 
     def _serialize(self, data: dict[str, Any]) -> bytes:
         raise NotImplementedError
@@ -36,6 +32,6 @@ class ChangeTrackingMixin:
 
     def _changed_in_place(self) -> bool:
         cache = getattr(self, "_session_cache", None)
-        if cache is None or self._loaded_digest is None:
+        if cache is None or self._loaded_payload is None:
             return False
-        return digest(self._serialize(cache)) != self._loaded_digest
+        return self._serialize(cache) != self._loaded_payload

@@ -20,7 +20,7 @@ from django.contrib.sessions.backends.base import CreateError, SessionBase, Upda
 
 from . import session_id
 from .backup import BackupSessionService, Loaded, UpdateResult
-from .changes import ChangeTrackingMixin, digest
+from .changes import ChangeTrackingMixin
 from .envelope import Copy
 from .exceptions import NodeUnavailable
 from .locking import SessionLock, SessionLocker
@@ -40,7 +40,7 @@ class SessionStore(ChangeTrackingMixin, SessionBase):
     def __init__(self, session_key: str | None = None):
         self._modified = False
         self._copy: Copy | None = None  # what was loaded or last written: revision, expiry
-        self._loaded_digest: bytes | None = None
+        self._loaded_payload: bytes | None = None
         self._move: str | None = None  # why the session must move to a new key at save
         self._unreachable = False
         self._lock: SessionLock | None = None
@@ -85,7 +85,7 @@ class SessionStore(ChangeTrackingMixin, SessionBase):
     def _remember(self, sid: SessionId, copy: Copy, token: bytes | None, local: bool) -> None:
         """Note the current copy; in sticky mode also keep it as the process-local primary."""
         self._copy = copy
-        self._loaded_digest = digest(copy.payload)
+        self._loaded_payload = copy.payload
         self._move = None
         self._unreachable = False
         sticky = self._registry.sticky
@@ -177,7 +177,7 @@ class SessionStore(ChangeTrackingMixin, SessionBase):
         payload = self._serialize(data)
         if must_create:
             return self._save_new(payload)
-        if self._move or self._copy is None or digest(payload) != self._loaded_digest:
+        if self._move or self._copy is None or payload != self._loaded_payload:
             return self._save_changed(payload)
         if self._modified or self._refresh_due(self._copy):
             # Unchanged content: refresh the expiry with a touch, which also tells whether the
