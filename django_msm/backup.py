@@ -30,6 +30,7 @@ from .stores import Store
 logger = logging.getLogger(__name__)
 
 BACKUP_PREFIX = "bak:"
+FORWARD_PREFIX = "fwd:"
 # Random 32-char keys collide with odds of 36**-32; more than a few failed `add`s on one node
 # means something else is wrong, so the loop gives up rather than hammering the node.
 CREATE_ATTEMPTS = 3
@@ -50,6 +51,7 @@ class Loaded:
     relocate: bool = False
     unreachable: bool = False
     token: bytes | None = None  # version token of the primary copy (sticky mode's check)
+    moved_to: str | None = None  # the key was retired by a relocation: where the session went
 
 
 class BackupSessionService:
@@ -66,6 +68,9 @@ class BackupSessionService:
 
     def backup_key(self, sid: SessionId) -> str:
         return f"{BACKUP_PREFIX}{self.config.storage_prefix}{sid}"
+
+    def forward_key(self, sid: SessionId) -> str:
+        return f"{FORWARD_PREFIX}{self.config.storage_prefix}{sid}"
 
     def pack(self, copy: Copy) -> bytes:
         """Sign and size-check a copy before anything is written."""
@@ -90,14 +95,16 @@ class BackupSessionService:
         return Copy(Kind.SESSION, revision, now, now + ttl, payload)
 
     # -- reading ------------------------------------------------------------------------------
-    def _read_backup(self, sid: SessionId, primary: Node) -> tuple[Copy | None, bool]:
-        """Read every backup place; return the newest copy or tombstone, and whether any failed.
+    def _read_backup(self, sid: SessionId, primary: Node) -> tuple[Copy | None, Node, bool]:
+        """Read every backup place; return the newest copy or tombstone, the node it came from
+        and whether any place failed.
 
         Every place, not the first hit: a node that was away may hold a stale copy while the
         next one holds the current copy or a tombstone, and a process that did not see the
         outage cannot tell. This is the failover path only; it is bounded by the node count.
         """
         best: Copy | None = None
+        best_node = primary
         failed = False
         key = self.backup_key(sid)
         for node in self.registry.backup_nodes(primary):
@@ -107,11 +114,19 @@ class BackupSessionService:
                 failed = True
                 continue
             copy = self._decode(node, data)
-            if copy is None:
-                continue
-            if best is None or _newer(copy, best):
-                best = copy
-        return best, failed
+            if copy is not None and (best is None or _newer(copy, best)):
+                best, best_node = copy, node
+        return best, best_node, failed
+
+    def _retired(self, sid: SessionId, node: Node) -> Loaded:
+        """No session under this key: a miss, unless a relocation left a forward to the new
+        key on the node that answered."""
+        key = self.forward_key(sid)
+        try:
+            forward = self.registry.call(node, lambda store: store.get(key))
+        except NodeUnavailable:
+            forward = None
+        return Loaded(moved_to=forward.decode("ascii") if forward else None)
 
     def load(self, sid: SessionId, primary: Node) -> Loaded:
         """Return the current copy of a session, from its primary or else from its backup."""
@@ -129,21 +144,26 @@ class BackupSessionService:
         try:
             data, token = self.registry.call(primary, lambda store: store.get_versioned(key))
         except NodeUnavailable:
-            copy, _ = self._read_backup(sid, primary)
-            if copy is None or copy.is_tombstone:
+            copy, node, _ = self._read_backup(sid, primary)
+            if copy is None:
                 # Nothing reachable says the session is gone: keep the cookie, write nothing.
-                return Loaded(unreachable=copy is None)
+                return Loaded(unreachable=True)
+            if copy.is_tombstone:
+                return self._retired(sid, node)
             dead = self.registry.health[primary].dead
             return Loaded(copy, from_backup=True, relocate=dead)
         if data is None:
-            # A miss on a live primary: deleted, expired, evicted, or the node restarted empty.
-            backup, _ = self._read_backup(sid, primary)
-            if backup is not None and not backup.is_tombstone:
-                return Loaded(backup, from_backup=True, relocate=True)
-            return Loaded()
+            # A miss on a live primary: deleted, relocated, expired, evicted, or the node
+            # restarted empty.
+            backup, _, _ = self._read_backup(sid, primary)
+            if backup is None or backup.is_tombstone:
+                return self._retired(sid, primary)
+            return Loaded(backup, from_backup=True, relocate=True)
         copy = self._decode(primary, data)
-        if copy is None or copy.is_tombstone:
+        if copy is None:
             return Loaded()
+        if copy.is_tombstone:
+            return self._retired(sid, primary)
         self.registry.away.refresh_if_due()  # what other processes saw of the primary
         if self.registry.health[primary].suspect(copy.written_at):
             return self._verify(sid, primary, copy)
@@ -158,10 +178,10 @@ class BackupSessionService:
 
     def _verify(self, sid: SessionId, primary: Node, copy: Copy) -> Loaded:
         """Check a copy from a node that was away against the backup (no resurrection)."""
-        backup, _ = self._read_backup(sid, primary)
+        backup, node, _ = self._read_backup(sid, primary)
         if backup is not None and backup.is_tombstone:
-            logger.info("session %s was deleted while node %s was away", sid, primary.label)
-            return Loaded()
+            logger.info("session %s was retired while node %s was away", sid, primary.label)
+            return self._retired(sid, node)
         if backup is not None and backup.revision > copy.revision:
             return Loaded(backup, from_backup=True, relocate=True)
         fresh = replace(copy, written_at=self.clock.time())
@@ -263,26 +283,41 @@ class BackupSessionService:
 
     def _after_primary_miss(self, sid: SessionId, primary: Node) -> UpdateResult:
         """The primary has no copy: LOST if a backup copy lives on, else DELETED."""
-        backup, _ = self._read_backup(sid, primary)
+        backup, _, _ = self._read_backup(sid, primary)
         if backup is not None and not backup.is_tombstone:
             return UpdateResult.LOST
         return UpdateResult.DELETED
 
-    def delete(self, sid: SessionId, primary: Node, ttl: int, revision: int = 0) -> None:
-        """Remove every copy; where a place cannot be reached, leave tombstones elsewhere."""
+    def delete(
+        self,
+        sid: SessionId,
+        primary: Node,
+        ttl: int,
+        revision: int = 0,
+        moved_to: SessionId | None = None,
+    ) -> None:
+        """Remove every copy; where a place cannot be reached, leave tombstones elsewhere.
+
+        A relocation (``moved_to``) also leaves a forward to the new key on every node it
+        reached, so a request of the same user that still carries the old key follows the
+        session instead of losing it (found by make chaos). Logout, flush and cycle_key never
+        leave a forward.
+        """
         statistics.incr("deletes")
         places = [(primary, self.primary_key(sid))]
         places += [(node, self.backup_key(sid)) for node in self.registry.backup_nodes(primary)]
         reached = [(n, k) for n, k in places if self._try(n, lambda s, k=k: s.delete(k))]
-        if len(reached) == len(places):
-            return
+        if reached and len(reached) < len(places):
+            now = self.clock.time()
+            tombstone = self.pack(Copy(Kind.TOMBSTONE, revision + 1, now, now + ttl))
+            for node, key in reached:
+                self._try(node, lambda store, key=key: store.set(key, tombstone, ttl))
         if not reached:
             logger.error("session %s could not be deleted: no node holding it answered", sid)
-            return
-        now = self.clock.time()
-        tombstone = self.pack(Copy(Kind.TOMBSTONE, revision + 1, now, now + ttl))
-        for node, key in reached:
-            self._try(node, lambda store, key=key: store.set(key, tombstone, ttl))
+        if moved_to is not None:
+            forward, fkey = str(moved_to).encode(), self.forward_key(sid)
+            for node in dict.fromkeys(node for node, _ in reached):
+                self._try(node, lambda store: store.set(fkey, forward, ttl))
 
 
 def _newer(candidate: Copy, best: Copy) -> bool:

@@ -32,6 +32,7 @@ from .stats import statistics
 
 logger = logging.getLogger(__name__)
 Located = tuple[SessionId, Node]
+MAX_FORWARDS = 2  # a relocated session may be relocated again while a request is in flight
 
 
 class SessionStore(ChangeTrackingMixin, SessionBase):
@@ -44,6 +45,7 @@ class SessionStore(ChangeTrackingMixin, SessionBase):
         self._move: str | None = None  # why the session must move to a new key at save
         self._unreachable = False
         self._lock: SessionLock | None = None
+        self._hops = 0  # forwards followed by this load (relocated keys)
         # Set by django_msm.middleware per request: lock before the first load.
         self.lock_wanted = False
         super().__init__(session_key)
@@ -104,6 +106,8 @@ class SessionStore(ChangeTrackingMixin, SessionBase):
             return data
         with statistics.timer("load"):
             loaded = self._service.load(*located)
+        if loaded.moved_to is not None and self._hops < MAX_FORWARDS:
+            return self._follow(loaded.moved_to)
         if loaded.unreachable:
             logger.warning("no copy of session %s reachable; serving it empty", located[0])
             self._unreachable = True
@@ -123,6 +127,18 @@ class SessionStore(ChangeTrackingMixin, SessionBase):
         lock, self._lock = self._lock, None
         if lock is not None:
             SessionLocker(self._registry).release(lock)
+
+    def _follow(self, key: str) -> dict[str, Any]:
+        """Another request relocated this session: load it under its new key, and let this
+        response carry that key too (a late reply must not undo the move)."""
+        self._hops += 1
+        statistics.incr("forwards_followed")
+        self.release_lock()  # the old key's; the new key is locked by the load below
+        self._session_key = key
+        data = self.load()
+        if self._session_key is not None:
+            self._modified = True
+        return data
 
     def _miss(self) -> dict[str, Any]:
         self._session_key = None  # Django's contract: an unknown key is never reused
@@ -274,7 +290,7 @@ class SessionStore(ChangeTrackingMixin, SessionBase):
         old_sid, old_node = located
         reason = self._move
         new_sid, token = self._service.create(copy, ttl, self._registry.config.route)
-        self._service.delete(old_sid, old_node, ttl, copy.revision)
+        self._service.delete(old_sid, old_node, ttl, copy.revision, moved_to=new_sid)
         self._forget_local(old_sid)
         logger.info("session %s moved to %s (%s)", old_sid, new_sid, reason)
         self._session_key = str(new_sid)

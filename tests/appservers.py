@@ -5,8 +5,6 @@ with ``--threads N``) on a free port, in a process group of its own, so ``kill()
 the group, a crash) takes the worker along and nothing outlives a test. Every wait is bounded.
 ``Browser`` is a tiny HTTP client that keeps one session cookie by hand (``http.client``), so
 tests see every ``Set-Cookie``.
-``NodeStats`` reads memcached's own counters over one persistent connection, independently of
-the engine under test.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -198,32 +195,6 @@ def session_cookie(headers: http.client.HTTPMessage) -> str | None:
         if COOKIE_NAME in cookie:
             return cookie[COOKIE_NAME].value
     return None
-
-
-class NodeStats:
-    """memcached's ``stats`` over one persistent connection (which itself adds no connection)."""
-
-    def __init__(self, port: int):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-
-    def read(self) -> dict[str, int]:
-        self.sock.sendall(b"stats\r\n")
-        reply = b""
-        deadline = time.monotonic() + 5
-        while not reply.endswith(b"END\r\n") and time.monotonic() < deadline:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                break
-            reply += chunk
-        stats = {}
-        for line in reply.decode().splitlines():
-            parts = line.split()
-            if len(parts) == 3 and parts[0] == "STAT" and parts[2].isdigit():
-                stats[parts[1]] = int(parts[2])
-        return stats
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 class AppFleet:

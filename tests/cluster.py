@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from django.test import override_settings
-
+from tests import visitors
 from tests.servers import MemcachedProcess
 
 
@@ -19,9 +18,8 @@ class ClusterMixin:
     @classmethod
     def setUpClass(cls) -> None:
         cls.servers = [MemcachedProcess(f"n{i + 1}").start() for i in range(cls.node_count)]
-        nodes = ",".join(server.spec for server in cls.servers)
-        msm = {"MEMCACHED_NODES": nodes, "OPERATION_TIMEOUT": 1.0, **cls.msm_settings}
-        cls._msm_override = override_settings(DJANGO_MSM=msm)
+        extra = {"OPERATION_TIMEOUT": 1.0, **cls.msm_settings}
+        cls._msm_override = visitors.msm_settings(cls.servers, **extra)
         cls._msm_override.enable()
         super().setUpClass()  # type: ignore[misc]
 

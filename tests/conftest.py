@@ -1,43 +1,50 @@
-"""Fixtures that start real memcached and Redis processes and point DJANGO_MSM at them."""
+"""Fixtures that start real memcached, Redis and app processes, and reset the engine per test."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
+from tests.appservers import AppFleet, app_fleet
 from tests.redis_servers import RedisProcess
-from tests.servers import MemcachedProcess
+from tests.servers import MemcachedProcess, ServerProcess
+
+NodeT = TypeVar("NodeT", bound=ServerProcess)
+
+
+def _node_factory(kind: Callable[..., NodeT], prefix: str) -> Iterator[Callable[..., list[NodeT]]]:
+    """Yield a factory that starts N nodes named <prefix>1..<prefix>N; stop them all after."""
+    started: list[NodeT] = []
+
+    def start(count: int, **kwargs: object) -> list[NodeT]:
+        nodes = [kind(f"{prefix}{i + 1}", **kwargs).start() for i in range(count)]
+        started.extend(nodes)
+        return nodes
+
+    yield start
+    for node in started:
+        node.stop()
 
 
 @pytest.fixture
 def memcached_nodes() -> Iterator[Callable[..., list[MemcachedProcess]]]:
     """Factory: start N memcached nodes named n1..nN; all are killed after the test."""
-    started: list[MemcachedProcess] = []
-
-    def start(count: int, **kwargs: object) -> list[MemcachedProcess]:
-        nodes = [MemcachedProcess(f"n{i + 1}", **kwargs).start() for i in range(count)]
-        started.extend(nodes)
-        return nodes
-
-    yield start
-    for node in started:
-        node.stop()
+    yield from _node_factory(MemcachedProcess, "n")
 
 
 @pytest.fixture
 def redis_nodes() -> Iterator[Callable[..., list[RedisProcess]]]:
     """Factory: start N redis-server nodes named r1..rN; all are killed after the test."""
-    started: list[RedisProcess] = []
+    yield from _node_factory(RedisProcess, "r")
 
-    def start(count: int, **kwargs: object) -> list[RedisProcess]:
-        nodes = [RedisProcess(f"r{i + 1}", **kwargs).start() for i in range(count)]
-        started.extend(nodes)
-        return nodes
 
-    yield start
-    for node in started:
-        node.stop()
+@pytest.fixture
+def fleet() -> Iterator[AppFleet]:
+    """The app servers (gunicorn) a test starts; every one is stopped after the test."""
+    with app_fleet() as started:
+        yield started
 
 
 @pytest.fixture(autouse=True)

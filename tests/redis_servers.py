@@ -1,14 +1,14 @@
 """Real redis-server and Sentinel processes for the integration tests, on free loopback ports.
 
-Like ``tests/servers.py``'s MemcachedProcess: each process belongs to the test that started it,
-lives in its own temporary directory (no dump files, no config left behind) and can be killed,
-paused (SIGSTOP), resumed and restarted empty. Every wait is bounded.
+The lifecycle (start and wait until ready, kill, pause, resume, restart empty) is
+``tests/servers.py``'s ServerProcess; here each process also lives in its own temporary directory
+(no dump files, no config left behind) that keeps its output for a failed start. Every wait is
+bounded.
 """
 
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -17,9 +17,7 @@ from pathlib import Path
 
 import redis
 
-from tests.servers import free_port
-
-START_TIMEOUT = 10.0
+from tests.servers import ServerProcess
 
 
 def _binary(name: str) -> str:
@@ -41,16 +39,22 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
     raise AssertionError(msg)
 
 
-class _ServerProcess:
-    """A redis-server binary (plain or Sentinel mode) owned by a test."""
+def pings(client: redis.Redis) -> bool:
+    """Whether ``client``'s server answers PING right now; the client is closed either way."""
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+class _RedisServerProcess(ServerProcess):
+    """A redis-server binary (plain or Sentinel mode) in a temporary directory of its own."""
 
     def __init__(self, port: int | None):
-        self.port = port or free_port()
+        super().__init__(port)
         self.workdir = Path(tempfile.mkdtemp(prefix="msm-redis-"))
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def command(self) -> list[str]:
-        raise NotImplementedError
 
     def client(self, timeout: float = 5.0) -> redis.Redis:
         """A plain client of this server, independent of the engine (close it after use)."""
@@ -60,58 +64,25 @@ class _ServerProcess:
         )
 
     def answers(self) -> bool:
-        client = self.client(timeout=0.5)
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
+        return pings(self.client(timeout=0.5))
 
-    def start(self) -> _ServerProcess:
-        log = (self.workdir / "server.log").open("ab")
-        self.process = subprocess.Popen(
-            self.command(), cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.answers():
-                return self
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.02)
-        self.kill()
-        msg = f"{self.command()[0]} on port {self.port} did not start: {self.log_tail()}"
-        raise RuntimeError(msg)
+    def launch(self) -> subprocess.Popen[bytes]:
+        """Spawn with the output kept in ``server.log``, shown when the start fails."""
+        with (self.workdir / "server.log").open("ab") as log:
+            return subprocess.Popen(
+                self.command(), cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT
+            )
 
     def log_tail(self) -> str:
         path = self.workdir / "server.log"
         return path.read_text(errors="replace")[-2000:] if path.exists() else ""
 
-    def kill(self) -> None:
-        """SIGKILL, as a crashed node (a stopped process is woken first so it can die)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def pause(self) -> None:
-        """SIGSTOP: the port still accepts connections but nothing answers (a hung node)."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-
     def stop(self) -> None:
-        self.kill()
-        self.process = None
+        super().stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-class RedisProcess(_ServerProcess):
+class RedisProcess(_RedisServerProcess):
     """One redis-server on 127.0.0.1 without persistence; ``replica_of`` makes it a replica."""
 
     def __init__(
@@ -147,15 +118,6 @@ class RedisProcess(_ServerProcess):
             args += ["--replicaof", "127.0.0.1", str(self.replica_of.port)]
         return args + list(self.extra_args)
 
-    def start(self) -> RedisProcess:
-        super().start()
-        return self
-
-    def restart_empty(self) -> None:
-        """Kill and start again on the same port with no data, as a rebooted node."""
-        self.kill()
-        self.start()
-
     def commandstats(self) -> dict[str, int]:
         """Calls per command since the last ``reset_stats`` (``INFO commandstats``)."""
         client = self.client()
@@ -179,8 +141,10 @@ class RedisProcess(_ServerProcess):
         finally:
             client.close()
 
+    item_count = dbsize  # the name MemcachedProcess shares, for the scenarios of both kinds
 
-class SentinelProcess(_ServerProcess):
+
+class SentinelProcess(_RedisServerProcess):
     """One Sentinel on 127.0.0.1 watching ``master`` as service ``service``.
 
     Debian's ``redis-sentinel`` is redis-server started in Sentinel mode; the config file is
@@ -213,10 +177,6 @@ class SentinelProcess(_ServerProcess):
 
     def command(self) -> list[str]:
         return [self.binary, str(self.config)]
-
-    def start(self) -> SentinelProcess:
-        super().start()
-        return self
 
     def master_port(self) -> int | None:
         """The port this Sentinel currently names as the master, or None if it cannot tell."""

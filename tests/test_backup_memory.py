@@ -550,3 +550,22 @@ def test_away_marks_are_read_at_most_every_interval(cluster: Cluster) -> None:
     cluster.forget_calls()
     cluster.load(sid)
     assert sum("msm:away:" in c[1] for n in ("n1", "n2", "n3") for c in cluster.store(n).calls) == 6
+
+
+# -- forwards: a relocated key leads late requests to the new key ------------------------------
+def test_a_relocation_leaves_a_forward_and_a_logout_does_not(cluster: Cluster) -> None:
+    moved, copy = cluster.session("n1")
+    new, _ = cluster.session("n2")
+    cluster.service.delete(moved, cluster.node("n1"), TTL, copy.revision, moved_to=new)
+    assert cluster.load(moved) == Loaded(moved_to=str(new))
+    gone, copy = cluster.session("n3")
+    cluster.service.delete(gone, cluster.node("n3"), TTL, copy.revision)
+    assert cluster.load(gone) == Loaded()
+
+
+def test_a_forward_is_found_beside_a_tombstone_when_the_primary_is_away(cluster: Cluster) -> None:
+    moved, copy = cluster.session("n1")
+    new, _ = cluster.session("n2")
+    cluster.store("n1").down = True
+    cluster.service.delete(moved, cluster.node("n1"), TTL, copy.revision, moved_to=new)
+    assert cluster.load(moved) == Loaded(moved_to=str(new))

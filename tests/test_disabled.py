@@ -6,27 +6,21 @@ show up in the server's own counters (connections and commands).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from django.test import override_settings
 
 from django_msm import session_id
 from django_msm.session import SessionStore
-from tests.appservers import AppFleet, Browser, NodeStats, app_fleet
-from tests.servers import MemcachedProcess
+from tests.appservers import AppFleet, Browser
+from tests.servers import MemcachedProcess, NodeStats
 
 pytestmark = pytest.mark.integration
 
 # What a node would count if anything reached it (NodeStats itself keeps one open connection).
 SERVER_COUNTERS = ("total_connections", "cmd_get", "cmd_set", "cmd_touch", "delete_misses",
                    "delete_hits", "total_items", "bytes_read")
-
-
-@pytest.fixture
-def fleet() -> Iterator[AppFleet]:
-    with app_fleet() as started:
-        yield started
 
 
 def server_counters(stats: NodeStats) -> dict[str, int]:

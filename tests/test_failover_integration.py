@@ -1,201 +1,47 @@
 """Issue 2: node failures seen from HTTP requests, on real memcached processes.
 
-Simulated users are ``django.test.Client`` instances carrying their own session cookie through
-Django's stock ``SessionMiddleware`` to the views in ``tests/views.py``. Each user's data is
-distinct (a counter and a list of tagged visits), so "intact" means "exactly what this user
-wrote", never "some session came back".
-
-The small client-side helpers here (``Visitor``, ``node_stats``, ``raw_client``) are shared by
-``test_hostile_cookies.py`` and ``test_large_session.py``.
+Simulated users are the ``Visitor`` helpers of ``tests/visitors.py``: ``django.test.Client``
+instances carrying their own session cookie through Django's stock ``SessionMiddleware`` to the
+views in ``tests/views.py``. The scenarios shared with Redis nodes are in
+``tests/failover_scenarios.py``; memcached is looked at through its own ``stats`` and raw clients.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import socket
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any
 
 import pytest
-from django.conf import settings
-from django.test import Client, override_settings
-from pymemcache.client.base import Client as RawClient
 
-from django_msm import session_id
 from django_msm.registry import reset_registry
-from django_msm.session import SessionStore
-from tests.servers import MemcachedProcess
+from tests import failover_scenarios as scenarios
+from tests.servers import (
+    MemcachedProcess,
+    node_stats,  # also imported from here by test_msm_status.py
+    raw_client,
+    raw_get,
+)
+from tests.visitors import (
+    Visitor,
+    assert_forwarded,
+    assert_gone,
+    by_node,
+    msm_settings,
+    new_visitors,
+    node_of,
+)
 
 pytestmark = pytest.mark.integration
 
 
-# -- helpers ------------------------------------------------------------------------------------
-def msm_settings(nodes: Sequence[MemcachedProcess], **extra: Any) -> override_settings:
-    """Point DJANGO_MSM at ``nodes`` (in this order); a settings change resets the registry."""
-    spec = ",".join(node.spec for node in nodes)
-    return override_settings(
-        DJANGO_MSM={"MEMCACHED_NODES": spec, "OPERATION_TIMEOUT": 0.5, **extra}
-    )
-
-
-def node_of(key: str | None) -> str | None:
-    """The node id a session key names (None for no key or a malformed one)."""
-    sid = session_id.parse(key)
-    return None if sid is None else sid.node_id
-
-
-def node_stats(port: int) -> dict[str, int]:
-    """memcached's own ``stats`` counters, read over a plain socket (independent of the engine)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(b"stats\r\n")
-        reply = b""
-        deadline = time.monotonic() + 5
-        while not reply.endswith(b"END\r\n") and time.monotonic() < deadline:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            reply += chunk
-    stats = {}
-    for line in reply.decode().splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0] == "STAT" and parts[2].isdigit():
-            stats[parts[1]] = int(parts[2])
-    return stats
-
-
-@contextlib.contextmanager
-def raw_client(node: MemcachedProcess) -> Iterator[RawClient]:
-    """A plain pymemcache client on one node, to look at stored keys behind the engine's back."""
-    client = RawClient(("127.0.0.1", node.port), connect_timeout=2, timeout=2)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-def raw_get(node: MemcachedProcess, key: str) -> bytes | None:
-    with raw_client(node) as client:
-        return client.get(key)
-
-
-class Visitor:
-    """One simulated user: a test Client with its session cookie and every key it was given."""
-
-    def __init__(self, tag: str):
-        self.tag = tag
-        self.client = Client()
-        self.visits = 0
-        self.keys: list[str] = []
-        self.durations: list[tuple[float, float]] = []  # (start, seconds) per request
-
-    @property
-    def key(self) -> str | None:
-        morsel = self.client.cookies.get(settings.SESSION_COOKIE_NAME)
-        return None if morsel is None or not morsel.value else morsel.value
-
-    @property
-    def relocations(self) -> int:
-        return len(self.keys) - 1
-
-    def request(self, path: str, **params: Any) -> dict[str, Any]:
-        """GET ``path`` and return the session as the view saw it; record key changes."""
-        start = time.perf_counter()
-        response = self.client.get(path, params)
-        self.durations.append((start, time.perf_counter() - start))
-        assert response.status_code == 200, response.content[:300]
-        if self.key is not None and (not self.keys or self.keys[-1] != self.key):
-            self.keys.append(self.key)
-        return json.loads(response.content)["data"]
-
-    def visit(self) -> dict[str, Any]:
-        self.visits += 1
-        return self.request("/visit/", tag=f"{self.tag}-{self.visits}")
-
-    def read(self) -> dict[str, Any]:
-        return self.request("/read/")
-
-    def expected(self) -> dict[str, Any]:
-        history = [f"{self.tag}-{n}" for n in range(1, self.visits + 1)]
-        return {"count": self.visits, "history": history}
-
-    def check_visit(self) -> None:
-        assert self.visit() == self.expected(), f"{self.tag} lost data (keys {self.keys})"
-
-    def check_read(self) -> None:
-        assert self.read() == self.expected(), f"{self.tag} lost data (keys {self.keys})"
-
-
-def new_visitors(prefix: str, count: int) -> list[Visitor]:
-    """Create ``count`` users with one stored session each."""
-    visitors = [Visitor(f"{prefix}{i}") for i in range(count)]
-    for visitor in visitors:
-        visitor.check_visit()
-        assert visitor.key is not None
-    return visitors
-
-
-def by_node(visitors: Sequence[Visitor]) -> dict[str | None, list[Visitor]]:
-    groups: dict[str | None, list[Visitor]] = {}
-    for visitor in visitors:
-        groups.setdefault(node_of(visitor.key), []).append(visitor)
-    return groups
-
-
-def assert_relocated_once_off(visitors: Sequence[Visitor], dead: str, live: set[str]) -> None:
-    """Sessions named after ``dead`` moved exactly once, to a ``live`` node; the others stayed."""
-    for visitor in visitors:
-        if node_of(visitor.keys[0]) == dead:
-            assert visitor.relocations == 1, f"{visitor.tag}: keys {visitor.keys}"
-            assert node_of(visitor.key) in live, visitor.keys
-        else:
-            assert visitor.relocations == 0, f"{visitor.tag}: keys {visitor.keys}"
-
-
 # -- kill -9 ------------------------------------------------------------------------------------
 def test_killed_node_loses_no_session_and_relocates_each_once(memcached_nodes) -> None:
-    nodes = memcached_nodes(3)
-    with msm_settings(nodes, RETRY_TIMEOUT=1.0):
-        users = new_visitors("u", 300)
-        groups = by_node(users)
-        assert sorted(groups) == ["n1", "n2", "n3"], {k: len(v) for k, v in groups.items()}
-
-        nodes[1].kill()
-        for user in users:  # the next request of every user: data intact, one write each
-            user.check_visit()
-        for _ in range(2):  # further requests, read-only and writing: keys stay stable
-            for user in users:
-                user.check_read()
-                user.check_visit()
-
-        assert_relocated_once_off(users, dead="n2", live={"n1", "n3"})
+    scenarios.killed_node_loses_no_session_and_relocates_each_once(memcached_nodes(3))
 
 
 def test_node_restarted_empty_loses_nothing_of_before_or_during_the_outage(
     memcached_nodes,
 ) -> None:
-    nodes = memcached_nodes(3)
-    with msm_settings(nodes, RETRY_TIMEOUT=1.0):
-        active = new_visitors("a", 120)
-        dormant = new_visitors("d", 60)  # no request at all while the node is down
-        nodes[1].kill()
-        for user in active:
-            user.check_visit()
-        during = new_visitors("o", 60)
-        assert "n2" not in by_node(during), "a session was created on the dead node"
-
-        nodes[1].restart_empty()
-        time.sleep(1.3)  # past RETRY_TIMEOUT: the next call probes n2 and finds it back
-        everyone = active + dormant + during
-        for _ in range(2):
-            for user in everyone:
-                user.check_read()
-                user.check_visit()
-
-        assert_relocated_once_off(active, dead="n2", live={"n1", "n3"})  # moved while down
-        assert_relocated_once_off(dormant, dead="n2", live={"n1", "n2", "n3"})  # moved after
-        assert all(user.relocations == 0 for user in during)
+    scenarios.restarted_empty_node_loses_nothing(memcached_nodes(3))
 
 
 def test_restarted_node_is_probed_and_used_again(memcached_nodes) -> None:
@@ -218,80 +64,25 @@ def test_restarted_node_is_probed_and_used_again(memcached_nodes) -> None:
 
 
 # -- SIGSTOP ------------------------------------------------------------------------------------
-PAUSE_TIMEOUT = 1.0  # OPERATION_TIMEOUT of the pause test
-PAUSE_RETRY = 4.0  # RETRY_TIMEOUT: no probe of the stopped node before this has passed
-MARGIN = 1.5  # generous: a shared, noisy 2-core machine
-
-
-def assert_no_wait_after(visitors: Sequence[Visitor], since: float) -> int:
-    """Requests after the first failure did not wait; return how many were held to that.
-
-    A request that starts after RETRY_TIMEOUT may be the one probe of the stopped node and
-    wait up to OPERATION_TIMEOUT again (by design), so it is only held to that bound.
-    """
-    checked = 0
-    for visitor in visitors:
-        for start, seconds in visitor.durations:
-            if start <= since:
-                continue
-            assert seconds < PAUSE_TIMEOUT + MARGIN, f"{visitor.tag} waited {seconds:.2f}s"
-            if start + seconds < since + PAUSE_RETRY - 0.1:
-                assert seconds < PAUSE_TIMEOUT / 2, f"{visitor.tag} waited {seconds:.2f}s"
-                checked += 1
-    return checked
-
-
-def assert_gone(key: str) -> None:
-    """A deleted or replaced key serves nothing: not by cookie, not through the store API."""
-    replay = Visitor("replay")
-    replay.client.cookies[settings.SESSION_COOKIE_NAME] = key
-    assert replay.read() == {}, f"session {key} came back"
-    assert SessionStore(key).load() == {}
-    assert SessionStore().exists(key) is False
-
-
-def pick(groups: dict[str | None, list[Visitor]], node: str, count: int) -> list[Visitor]:
-    chosen = groups[node][:count]
-    assert len(chosen) == count, f"too few sessions on {node}"
-    del groups[node][:count]
-    return chosen
-
-
 def test_stopped_node_bounded_wait_no_logout_and_no_resurrection(memcached_nodes) -> None:
     nodes = memcached_nodes(3)
-    settings_ = msm_settings(nodes, OPERATION_TIMEOUT=PAUSE_TIMEOUT, RETRY_TIMEOUT=PAUSE_RETRY)
-    with settings_:
-        users = new_visitors("p", 60)
-        groups = by_node(users)  # configured order n1, n2, n3: backups of n1 live on n2
-        leaving = pick(groups, "n2", 4) + pick(groups, "n1", 4) + pick(groups, "n3", 3)
-        first = groups["n2"][0]
-
-        nodes[1].pause()
-        start = time.perf_counter()
-        first.check_read()  # the first request to meet the stopped node
-        waited = first.durations[-1][1]
-        assert PAUSE_TIMEOUT / 2 <= waited < PAUSE_TIMEOUT + MARGIN, waited
-        since = start + waited
-
+    with scenarios.pause_settings(nodes):
+        users, leaving, since = scenarios.meet_stopped_node(nodes)
         for index, user in enumerate(users):  # nobody is logged out
             user.check_read()
             if index % 2:
                 user.check_visit()  # a change moves a session off the stopped node
-        gone = [user.keys[-1] for user in leaving] + [
-            user.keys[0] for user in users if user.relocations
-        ]
-        for user in leaving:
-            assert user.request("/logout/") == {}
-            assert user.key is None
-        assert assert_no_wait_after(users, since) >= 60
+        gone, moved = scenarios.log_out_while_stopped(users, leaving, since)
         readers = [user for user in users[::2] if user not in leaving]
         assert all(user.relocations == 0 for user in readers), "one timeout moved sessions"
 
         nodes[1].resume()
-        time.sleep(max(0.0, since + PAUSE_RETRY + 0.3 - time.perf_counter()))
+        scenarios.sleep_past_retry(since)
         gets = node_stats(nodes[1].port)["cmd_get"]  # after n2 ran what was queued meanwhile
         for key in gone:  # the first lookup probes n2 and finds it back, old copies and all
             assert_gone(key)
+        for key, user in moved:
+            assert_forwarded(key, user)
         assert node_stats(nodes[1].port)["cmd_get"] > gets, "n2 was not consulted after SIGCONT"
         for user in users:
             if user not in leaving:

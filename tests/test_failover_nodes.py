@@ -9,14 +9,13 @@ one is back.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from pymemcache.client.base import Client as RawClient
 
-from django_msm import session_id
-from tests.appservers import AppFleet, AppServer, Browser, app_fleet
-from tests.servers import MemcachedProcess
+from tests.appservers import AppFleet, AppServer, Browser
+from tests.servers import MemcachedProcess, raw_get
+from tests.visitors import node_of
 
 pytestmark = pytest.mark.integration
 
@@ -24,23 +23,8 @@ SESSIONS = 20
 RETRY_TIMEOUT = 0.5  # the app's RETRY_TIMEOUT: how soon a dead node is probed again
 
 
-@pytest.fixture
-def fleet() -> Iterator[AppFleet]:
-    with app_fleet() as started:
-        yield started
-
-
-def node_of(key: str | None) -> str | None:
-    sid = session_id.parse(key)
-    return None if sid is None else sid.node_id
-
-
 def primary_exists(node: MemcachedProcess, key: str) -> bool:
-    client = RawClient(("127.0.0.1", node.port), connect_timeout=2, timeout=2)
-    try:
-        return client.get(key) is not None
-    finally:
-        client.close()
+    return raw_get(node, key) is not None
 
 
 def start_host(fleet: AppFleet, nodes: list[MemcachedProcess]) -> AppServer:
@@ -101,16 +85,24 @@ def test_failover_node_takes_sessions_only_while_regular_nodes_are_down(
         assert browser.get(app, "/read/").set_cookie is None
 
 
+def stranded_until_n2_returns(
+    fleet: AppFleet, nodes: list[MemcachedProcess]
+) -> tuple[AppServer, list[Browser]]:
+    """A host whose sessions were stranded on its failover node n1 while n2 was down; then n2
+    starts again (empty, on the same port) and its quarantine runs out."""
+    app = start_host(fleet, nodes)
+    stranded = strand_on_failover_node(app, nodes[1])
+    nodes[1].start()  # back, empty, on the same port
+    time.sleep(RETRY_TIMEOUT * 2)  # let the quarantine run out (bounded, a few tenths)
+    return app, stranded
+
+
 def test_regular_node_back_takes_new_sessions_and_those_on_the_failover_node(
     memcached_nodes: Callable[..., list[MemcachedProcess]], fleet: AppFleet
 ) -> None:
     """The issue's sequence: n2 returns; new sessions go to it, then the stranded ones follow."""
-    n1, n2 = nodes = memcached_nodes(2)
-    app = start_host(fleet, nodes)
-    stranded = strand_on_failover_node(app, n2)
-
-    n2.start()  # back, empty, on the same port
-    time.sleep(RETRY_TIMEOUT * 2)  # let the quarantine run out (bounded, a few tenths)
+    n1, _ = nodes = memcached_nodes(2)
+    app, stranded = stranded_until_n2_returns(fleet, nodes)
     newcomers = open_sessions(app, SESSIONS, "new")
     assert {node_of(b.cookie) for b in newcomers} == {"n2"}
     assert_move_back(app, n1, stranded)
@@ -120,11 +112,8 @@ def test_sessions_on_failover_node_move_back_on_read_only_requests(
     memcached_nodes: Callable[..., list[MemcachedProcess]], fleet: AppFleet
 ) -> None:
     """Same, with only read-only traffic after n2's return: nothing else will probe n2."""
-    n1, n2 = nodes = memcached_nodes(2)
-    app = start_host(fleet, nodes)
-    stranded = strand_on_failover_node(app, n2)
-    n2.start()
-    time.sleep(RETRY_TIMEOUT * 2)
+    n1, _ = nodes = memcached_nodes(2)
+    app, stranded = stranded_until_n2_returns(fleet, nodes)
     assert_move_back(app, n1, stranded)
 
 

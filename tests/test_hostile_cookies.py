@@ -19,8 +19,8 @@ from django.test import Client, override_settings
 from django_msm.failover import NodeState
 from django_msm.registry import get_registry
 from django_msm.session import SessionStore
-from tests.servers import MemcachedProcess
-from tests.test_failover_integration import msm_settings, new_visitors, node_of, node_stats
+from tests.servers import MemcachedProcess, node_stats
+from tests.visitors import msm_settings, new_visitors, node_of
 
 pytestmark = pytest.mark.integration
 

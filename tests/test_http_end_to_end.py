@@ -9,14 +9,14 @@ with routes (msm's default set-up) and in non-sticky mode without routes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
-from django_msm import session_id
-from tests.appservers import AppFleet, AppServer, Browser, app_fleet
+from tests.appservers import AppFleet, AppServer, Browser
 from tests.http_app.views import PASSWORD, USERNAME
 from tests.servers import MemcachedProcess
+from tests.visitors import node_of
 
 pytestmark = pytest.mark.integration
 
@@ -27,17 +27,6 @@ MODES = {
                       {"MSM_STICKY": "1", "MSM_ROUTE": "web2"}),
     "non-sticky": ({"MSM_STICKY": "0"}, {"MSM_STICKY": "0"}),
 }
-
-
-@pytest.fixture
-def fleet() -> Iterator[AppFleet]:
-    with app_fleet() as started:
-        yield started
-
-
-def node_of(key: str | None) -> str | None:
-    sid = session_id.parse(key)
-    return None if sid is None else sid.node_id
 
 
 class User:

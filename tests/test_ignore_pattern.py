@@ -8,12 +8,12 @@ the user's cookie). The pattern sees the path only: a query string neither hides
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
-from tests.appservers import AppFleet, Browser, NodeStats, app_fleet
-from tests.servers import MemcachedProcess
+from tests.appservers import AppFleet, Browser
+from tests.servers import MemcachedProcess, NodeStats
 
 pytestmark = pytest.mark.integration
 
@@ -21,12 +21,6 @@ pytestmark = pytest.mark.integration
 IGNORE = r"^/static/|\.ico$"
 IGNORED = ("/static/app.css", "/favicon.ico", "/static/app.css?v=3", "/favicon.ico?v=2")
 NODE_COMMANDS = ("cmd_get", "cmd_set", "cmd_touch", "delete_hits", "delete_misses", "total_items")
-
-
-@pytest.fixture
-def fleet() -> Iterator[AppFleet]:
-    with app_fleet() as started:
-        yield started
 
 
 def node_commands(stats: list[NodeStats]) -> dict[str, int]:

@@ -14,7 +14,8 @@ import pytest
 
 from django_msm.exceptions import SessionTooLarge
 from django_msm.session import SessionStore
-from tests.test_failover_integration import Visitor, msm_settings, node_of, raw_get
+from tests.servers import raw_get
+from tests.visitors import Visitor, msm_settings, node_of
 
 pytestmark = pytest.mark.integration
 

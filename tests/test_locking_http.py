@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import pytest
 from pymemcache.client.base import Client as RawClient
 
-from tests.appservers import AppFleet, AppServer, Browser, app_fleet, request
+from tests.appservers import AppFleet, AppServer, Browser, request
 from tests.servers import MemcachedProcess
 
 pytestmark = pytest.mark.integration
@@ -35,12 +35,6 @@ LOCK_WAIT = 30.0  # budget for 40 serialized requests on a loaded 2-core machine
 HTTP_TIMEOUT = 60.0  # above LOCK_WAIT: a 503 must arrive as an answer, not a client timeout
 READERS = 8
 READ_DELAY = 0.5
-
-
-@pytest.fixture
-def fleet() -> Iterator[AppFleet]:
-    with app_fleet() as started:
-        yield started
 
 
 @dataclass

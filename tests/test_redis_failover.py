@@ -1,13 +1,13 @@
 """The engine's failover scenarios (issue 2) on three Redis nodes, seen from HTTP requests.
 
-Users are the ``Visitor`` helpers of ``test_failover_integration.py`` (Django test clients
-through the stock SessionMiddleware to ``tests/views.py``); only the servers differ: real
-redis-server processes, looked at through ``INFO commandstats`` and plain redis-py clients.
+Users are the ``Visitor`` helpers of ``tests/visitors.py`` (Django test clients through the
+stock SessionMiddleware to ``tests/views.py``) and the scenarios shared with memcached are in
+``tests/failover_scenarios.py``; only the servers differ: real redis-server processes, looked at
+through ``INFO commandstats`` and plain redis-py clients.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -17,19 +17,16 @@ from django_msm import session_id
 from django_msm.conf import get_config
 from django_msm.exceptions import SessionTooLarge
 from django_msm.session import SessionStore
+from tests import failover_scenarios as scenarios
 from tests.redis_servers import RedisProcess
-from tests.test_failover_integration import (
-    MARGIN,
-    PAUSE_RETRY,
-    PAUSE_TIMEOUT,
+from tests.visitors import (
     Visitor,
+    assert_forwarded,
     assert_gone,
-    assert_no_wait_after,
     assert_relocated_once_off,
     by_node,
     msm_settings,
     new_visitors,
-    pick,
 )
 
 pytestmark = pytest.mark.integration
@@ -51,51 +48,14 @@ def raw_copies(node: RedisProcess, key: str) -> tuple[Any, Any]:
 
 # -- kill -9 ------------------------------------------------------------------------------------
 def test_killed_redis_node_loses_no_session_and_relocates_each_once(redis_nodes) -> None:
-    nodes = redis_nodes(3)
-    with msm_settings(nodes, RETRY_TIMEOUT=1.0):
-        users = new_visitors("u", 300)
-        groups = by_node(users)
-        assert sorted(groups) == ["r1", "r2", "r3"], {k: len(v) for k, v in groups.items()}
-
-        nodes[1].kill()
-        for user in users:
-            user.check_visit()
-        for _ in range(2):
-            for user in users:
-                user.check_read()
-                user.check_visit()
-
-        assert_relocated_once_off(users, dead="r2", live={"r1", "r3"})
-        assert len(groups["r2"]) > 0
+    scenarios.killed_node_loses_no_session_and_relocates_each_once(redis_nodes(3))
 
 
 # -- restart empty ------------------------------------------------------------------------------
 def test_redis_node_restarted_empty_loses_nothing_of_before_or_during_the_outage(
     redis_nodes,
 ) -> None:
-    nodes = redis_nodes(3)
-    with msm_settings(nodes, RETRY_TIMEOUT=1.0):
-        active = new_visitors("a", 120)
-        dormant = new_visitors("d", 60)
-        nodes[1].kill()
-        for user in active:
-            user.check_visit()
-        during = new_visitors("o", 60)
-        assert "r2" not in by_node(during), "a session was created on the dead node"
-
-        nodes[1].restart_empty()
-        assert nodes[1].dbsize() == 0
-        time.sleep(1.3)  # past RETRY_TIMEOUT: the next call probes r2 and finds it back
-        everyone = active + dormant + during
-        for _ in range(2):
-            for user in everyone:
-                user.check_read()
-                user.check_visit()
-
-        assert_relocated_once_off(active, dead="r2", live={"r1", "r3"})
-        assert_relocated_once_off(dormant, dead="r2", live={"r1", "r2", "r3"})
-        assert all(user.relocations == 0 for user in during)
-        assert nodes[1].dbsize() > 0, "r2 was not used again after its restart"
+    scenarios.restarted_empty_node_loses_nothing(redis_nodes(3))
 
 
 def test_redis_node_restarted_without_anyone_noticing_serves_backups(redis_nodes) -> None:
@@ -116,41 +76,25 @@ def test_redis_node_restarted_without_anyone_noticing_serves_backups(redis_nodes
 # -- SIGSTOP / SIGCONT --------------------------------------------------------------------------
 def test_stopped_redis_node_bounded_wait_no_logout_and_no_resurrection(redis_nodes) -> None:
     nodes = redis_nodes(3)
-    settings_ = msm_settings(nodes, OPERATION_TIMEOUT=PAUSE_TIMEOUT, RETRY_TIMEOUT=PAUSE_RETRY)
-    with settings_:
-        users = new_visitors("p", 60)
-        groups = by_node(users)  # configured order r1, r2, r3: backups of r1 live on r2
-        leaving = pick(groups, "r2", 4) + pick(groups, "r1", 4) + pick(groups, "r3", 3)
-        first = groups["r2"][0]
-
-        nodes[1].pause()
+    with scenarios.pause_settings(nodes):
         try:
-            start = time.perf_counter()
-            first.check_read()  # the first request to meet the stopped node
-            waited = first.durations[-1][1]
-            assert PAUSE_TIMEOUT / 2 <= waited < PAUSE_TIMEOUT + MARGIN, waited
-            since = start + waited
-
+            users, leaving, since = scenarios.meet_stopped_node(nodes)
             for user in users:
                 user.check_read()
                 user.check_visit()
-            gone = [user.keys[-1] for user in leaving] + [
-                user.keys[0] for user in users if user.relocations
-            ]
-            for user in leaving:
-                assert user.request("/logout/") == {}
-                assert user.key is None
-            assert assert_no_wait_after(users, since) >= 60
+            gone, moved = scenarios.log_out_while_stopped(users, leaving, since)
         finally:
             nodes[1].resume()
 
         nodes[1].reset_stats()
-        time.sleep(max(0.0, since + PAUSE_RETRY + 0.3 - time.perf_counter()))
+        scenarios.sleep_past_retry(since)
         staying = [user for user in users if user not in leaving]
         for user in staying:
             user.check_read()
         for key in gone:  # old keys on r2 are read there, and checked against their backups
             assert_gone(key)
+        for key, user in moved:
+            assert_forwarded(key, user)
         for user in staying:
             user.check_visit()
         stats = nodes[1].commandstats()

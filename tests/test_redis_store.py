@@ -30,7 +30,7 @@ from django_msm.session import SessionStore
 from django_msm.stores import create_store
 from django_msm.stores.base import value_token
 from django_msm.stores.redis import RedisStore
-from tests.redis_servers import RedisProcess
+from tests.redis_servers import RedisProcess, pings
 from tests.test_locking import _hammer as hammer
 from tests.test_locking import _located as located
 from tests.test_locking import _lock_is_free as lock_is_free
@@ -353,15 +353,9 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[RedisProcess, Path]]:
 def _tls_answers(port: int, cert: Path) -> bool:
     import redis
 
-    client = redis.Redis(
+    return pings(redis.Redis(
         host="127.0.0.1", port=port, ssl=True, ssl_ca_certs=str(cert), socket_timeout=0.5
-    )
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
+    ))
 
 
 def test_rediss_node_talks_tls_with_a_verified_certificate(

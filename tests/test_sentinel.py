@@ -19,7 +19,7 @@ from django_redis import get_redis_connection
 
 from django_msm.conf import get_config
 from tests.redis_servers import RedisProcess, SentinelProcess, wait_until
-from tests.test_failover_integration import Visitor, new_visitors
+from tests.visitors import Visitor, new_visitors
 
 pytestmark = pytest.mark.integration
 

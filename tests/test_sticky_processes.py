@@ -8,14 +8,14 @@ read-only request served from a confirmed local copy moves no session payload at
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from pymemcache.client.base import Client as RawClient
 
 from django_msm import session_id
-from tests.appservers import AppFleet, AppServer, Browser, NodeStats, app_fleet
-from tests.servers import MemcachedProcess
+from tests.appservers import AppFleet, AppServer, Browser
+from tests.servers import MemcachedProcess, NodeStats, raw_client
+from tests.visitors import node_of
 
 pytestmark = pytest.mark.integration
 
@@ -24,28 +24,14 @@ ROUNDS = 10
 STICKY = {"MSM_STICKY": "1"}
 
 
-@pytest.fixture
-def fleet() -> Iterator[AppFleet]:
-    with app_fleet() as started:
-        yield started
-
-
 def stored_keys(nodes: list[MemcachedProcess], key: str) -> dict[str, bool]:
     """Which of ``key``'s primary and backup storage keys exist on which node (raw client)."""
     found = {}
     for node in nodes:
-        client = RawClient(("127.0.0.1", node.port), connect_timeout=2, timeout=2)
-        try:
+        with raw_client(node) as client:
             for name in (key, f"bak:{key}"):
                 found[f"{node.node_id}:{name}"] = client.get(name) is not None
-        finally:
-            client.close()
     return found
-
-
-def node_of(key: str | None) -> str | None:
-    sid = session_id.parse(key)
-    return None if sid is None else sid.node_id
 
 
 def route_of(key: str | None) -> str | None:

@@ -48,11 +48,20 @@ def logout(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"key": request.session.session_key, "data": {}})
 
 
-def big(request: HttpRequest) -> JsonResponse:
-    """Store ``?size=`` characters of base64 text made from random (incompressible) bytes."""
+def store_big(request: HttpRequest) -> None:
+    """Store ``?size=`` characters of base64 text made from random (incompressible) bytes.
+
+    The text goes under ``big``; zlib cannot shrink it, so its size is what the node gets.
+    The app of the HTTP tests (``tests/http_app/views.py``) stores its ``big`` the same way.
+    """
     size = min(int(request.GET.get("size", "0")), MAX_BIG_SIZE)
     raw = os.urandom(size * 3 // 4 + 3)
     request.session["big"] = base64.b64encode(raw).decode("ascii")[:size]
+
+
+def big(request: HttpRequest) -> JsonResponse:
+    """Store a large session value (``store_big``) and answer with the session."""
+    store_big(request)
     return _snapshot(request)
 
 

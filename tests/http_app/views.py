@@ -7,7 +7,6 @@ tests follow.
 
 from __future__ import annotations
 
-import base64
 import os
 import time
 
@@ -18,10 +17,10 @@ from django.views.decorators.http import require_POST
 
 from django_msm.decorators import session_lock, session_readonly
 from django_msm.stats import statistics
+from tests.views import store_big
 
 USERNAME = "alice"
 PASSWORD = "wonderland"
-MAX_BIG_SIZE = 4_000_000  # a bound on ?size=, far above what the tests ask for
 MAX_DELAY = 30.0  # a bound on ?delay=, in seconds
 
 
@@ -63,9 +62,7 @@ def read(request: HttpRequest) -> JsonResponse:
 
 def big(request: HttpRequest) -> JsonResponse:
     """Store ``?size=`` characters of incompressible text under ``big``."""
-    size = min(int(request.GET.get("size", "0")), MAX_BIG_SIZE)
-    raw = os.urandom(size * 3 // 4 + 3)
-    request.session["big"] = base64.b64encode(raw).decode("ascii")[:size]
+    store_big(request)
     return _answer(request)
 
 
