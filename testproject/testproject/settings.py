@@ -5,10 +5,18 @@ instance of the demo cluster (``demo/cluster.py`` sets them):
 * ``MSM_DEMO_NODES``: ``MEMCACHED_NODES`` of django_msm;
 * ``MSM_DEMO_MODE``: ``non-sticky`` (default) or ``sticky``;
 * ``MSM_DEMO_DB``: the SQLite file shared by the instances (it holds the demo user, not sessions).
+
+For the chaos harness (``chaos/``), optional:
+
+* ``MSM_DEMO_ENGINE``: ``msm`` (default) or a peer, ``cache``, ``cached_db``, ``django-redis``
+  (``engines.py``), on the same nodes;
+* ``MSM_DEMO_LOCKING``: django_msm's ``LOCKING_MODE`` (with the project's middleware).
 """
 
 import os
 from pathlib import Path
+
+from testproject import engines
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 INSTANCE = os.environ.get("MSM_DEMO_INSTANCE", "dev")
@@ -37,6 +45,19 @@ if MODE == "sticky":
     # Sticky mode keeps the primary copy in the app process and appends the route to keys.
     DJANGO_MSM.update({"STICKY": True, "ROUTE": INSTANCE})
     SESSION_MIDDLEWARE = "django_msm.middleware.SessionMiddleware"
+if os.environ.get("MSM_DEMO_LOCKING"):
+    # Generous wait: a request queued behind one that waits out a hung node must not give up.
+    DJANGO_MSM.update({"LOCKING_MODE": os.environ["MSM_DEMO_LOCKING"], "LOCK_WAIT_TIMEOUT": 3.0})
+    SESSION_MIDDLEWARE = "django_msm.middleware.SessionMiddleware"
+ENGINE = os.environ.get("MSM_DEMO_ENGINE", "msm")
+if ENGINE in engines.PEER_ENGINES:
+    # A peer stores the sessions; django_msm stays out (its statistics publisher would touch
+    # the nodes too).
+    INSTALLED_APPS.remove("django_msm")
+    SESSION_ENGINE = engines.SESSION_ENGINES[ENGINE]
+    CACHES = engines.peer_caches(ENGINE, DJANGO_MSM["MEMCACHED_NODES"])
+    if ENGINE == "cached_db":
+        INSTALLED_APPS.append("django.contrib.sessions")
 
 MIDDLEWARE = [
     SESSION_MIDDLEWARE,
@@ -68,6 +89,12 @@ DATABASES = {
         "OPTIONS": {"timeout": 10},
     }
 }
+if ENGINE == "cached_db":
+    # Both instances write sessions to this file: WAL and IMMEDIATE transactions let writers
+    # queue for the lock instead of failing on a read-to-write upgrade.
+    DATABASES["default"]["OPTIONS"].update(
+        {"transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL"}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"

@@ -1,6 +1,6 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
-from shop import views
+from shop import api, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -9,4 +9,10 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # For the chaos harness's load generator (chaos/load.py).
+    path("api/login", api.login, name="api-login"),
+    path("api/increment", api.increment, name="api-increment"),
+    path("api/cart", api.add_to_cart, name="api-cart"),
+    path("api/logout", api.logout, name="api-logout"),
+    path("api/read", api.read, name="api-read"),
 ]
