@@ -1,0 +1,23 @@
+"""`pip install .` installs the package and only the package (testproject/, tests/ stay out)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_wheel_holds_only_django_msm(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+         str(ROOT), "-w", str(tmp_path)],
+        check=True, capture_output=True, timeout=300,
+    )
+    (wheel,) = tmp_path.glob("django_msm-*.whl")
+    tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    assert {top for top in tops if not top.endswith(".dist-info")} == {"django_msm"}
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"django_msm/py.typed", "django_msm/management/commands/msm_status.py"} <= names
