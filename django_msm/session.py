@@ -19,6 +19,7 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 
 from . import session_id
+from .async_twins import WorkerThreadAsyncMixin
 from .backup import BackupSessionService, Loaded, UpdateResult
 from .changes import ChangeTrackingMixin
 from .envelope import Copy
@@ -35,7 +36,7 @@ Located = tuple[SessionId, Node]
 MAX_FORWARDS = 2  # a relocated session may be relocated again while a request is in flight
 
 
-class SessionStore(ChangeTrackingMixin, SessionBase):
+class SessionStore(WorkerThreadAsyncMixin, ChangeTrackingMixin, SessionBase):
     """Django session store on node-tagged memcached keys with a backup copy per session."""
 
     def __init__(self, session_key: str | None = None):
