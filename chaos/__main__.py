@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + "\n".join(report.sections(results)))
     print(report.verdict(results))
     print(f"{len(plan)} runs in {total:.0f} s; evidence in {evidence}")
-    if str(args.output) != "-":
+    if str(args.output) not in ("-", "", "."):  # "-" or '' : print only
         args.output.write_text(report.markdown(results, _command(argv), params, total, ABOUT))
         print(f"wrote {args.output}")
     return 1 if any(result.failed for result in results) else 0

@@ -24,6 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from tests.servers import MemcachedProcess, free_port
 
@@ -42,14 +43,27 @@ COMMAND_TIMEOUT = 60.0
 class Cluster:
     """Starts, breaks, mends and stops the demo's processes."""
 
-    def __init__(self, mode: str = "non-sticky", keep_workdir: bool = False):
+    def __init__(
+        self,
+        mode: str = "non-sticky",
+        keep_workdir: bool = False,
+        workdir: Path | None = None,
+        nodes: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+    ):
+        """``workdir``, ``nodes`` and ``env`` let other harnesses (chaos/) run the same
+        cluster with their own nodes and session engine; a given ``workdir`` is kept."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self.mode = mode
-        self.keep_workdir = keep_workdir
-        WORK_ROOT.mkdir(parents=True, exist_ok=True)
-        self.workdir = Path(tempfile.mkdtemp(prefix="run-", dir=WORK_ROOT))
-        self.nodes = {node_id: MemcachedProcess(node_id) for node_id in NODE_IDS}
+        self.keep_workdir = keep_workdir or workdir is not None
+        self.extra_env = env or {}
+        if workdir is None:
+            WORK_ROOT.mkdir(parents=True, exist_ok=True)
+            workdir = Path(tempfile.mkdtemp(prefix="run-", dir=WORK_ROOT))
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
+        self.nodes = nodes or {node_id: MemcachedProcess(node_id) for node_id in NODE_IDS}
         self.apps = {
             name: AppInstance(name, free_port(), self._app_env(name), self.workdir)
             for name in APP_NAMES
@@ -67,6 +81,7 @@ class Cluster:
 
     def _app_env(self, name: str) -> dict[str, str]:
         env = dict(os.environ)
+        env.update(self.extra_env)
         env.update({
             "MSM_DEMO_INSTANCE": name,
             "MSM_DEMO_NODES": self.node_spec,
@@ -82,6 +97,7 @@ class Cluster:
         try:
             for node in self.nodes.values():
                 node.start()
+            self.prepare_nodes()
             self.manage("migrate", "--noinput", check=True)
             for app in self.apps.values():
                 app.spawn_server()  # both boot at once; then wait for each
@@ -92,6 +108,9 @@ class Cluster:
             self.stop()
             raise
         return self
+
+    def prepare_nodes(self) -> None:
+        """After the nodes start, before the apps do (a hook: nothing to do here)."""
 
     def stop(self) -> None:
         """Stop everything that was started; never raises for a process already gone."""
