@@ -95,9 +95,8 @@ class BackupSessionService:
         return Copy(Kind.SESSION, revision, now, now + ttl, payload)
 
     # -- reading ------------------------------------------------------------------------------
-    def _read_backup(self, sid: SessionId, primary: Node) -> tuple[Copy | None, Node, bool]:
-        """Read every backup place; return the newest copy or tombstone, the node it came from
-        and whether any place failed.
+    def _read_backup(self, sid: SessionId, primary: Node) -> tuple[Copy | None, Node]:
+        """Read every backup place; return the newest copy or tombstone and its node.
 
         Every place, not the first hit: a node that was away may hold a stale copy while the
         next one holds the current copy or a tombstone, and a process that did not see the
@@ -105,18 +104,16 @@ class BackupSessionService:
         """
         best: Copy | None = None
         best_node = primary
-        failed = False
         key = self.backup_key(sid)
         for node in self.registry.backup_nodes(primary):
             try:
                 data = self.registry.call(node, lambda store: store.get(key))
             except NodeUnavailable:
-                failed = True
                 continue
             copy = self._decode(node, data)
             if copy is not None and (best is None or _newer(copy, best)):
                 best, best_node = copy, node
-        return best, best_node, failed
+        return best, best_node
 
     def _retired(self, sid: SessionId, node: Node) -> Loaded:
         """No session under this key: a miss, unless a relocation left a forward to the new
@@ -144,7 +141,7 @@ class BackupSessionService:
         try:
             data, token = self.registry.call(primary, lambda store: store.get_versioned(key))
         except NodeUnavailable:
-            copy, node, _ = self._read_backup(sid, primary)
+            copy, node = self._read_backup(sid, primary)
             if copy is None:
                 # Nothing reachable says the session is gone: keep the cookie, write nothing.
                 return Loaded(unreachable=True)
@@ -155,7 +152,7 @@ class BackupSessionService:
         if data is None:
             # A miss on a live primary: deleted, relocated, expired, evicted, or the node
             # restarted empty.
-            backup, _, _ = self._read_backup(sid, primary)
+            backup, _ = self._read_backup(sid, primary)
             if backup is None or backup.is_tombstone:
                 return self._retired(sid, primary)
             return Loaded(backup, from_backup=True, relocate=True)
@@ -178,7 +175,7 @@ class BackupSessionService:
 
     def _verify(self, sid: SessionId, primary: Node, copy: Copy) -> Loaded:
         """Check a copy from a node that was away against the backup (no resurrection)."""
-        backup, node, _ = self._read_backup(sid, primary)
+        backup, node = self._read_backup(sid, primary)
         if backup is not None and backup.is_tombstone:
             logger.info("session %s was retired while node %s was away", sid, primary.label)
             return self._retired(sid, node)
@@ -283,7 +280,7 @@ class BackupSessionService:
 
     def _after_primary_miss(self, sid: SessionId, primary: Node) -> UpdateResult:
         """The primary has no copy: LOST if a backup copy lives on, else DELETED."""
-        backup, _, _ = self._read_backup(sid, primary)
+        backup, _ = self._read_backup(sid, primary)
         if backup is not None and not backup.is_tombstone:
             return UpdateResult.LOST
         return UpdateResult.DELETED
