@@ -93,14 +93,6 @@ class MsmConfig:
     enable_statistics: bool = True
     attribute_filter: re.Pattern[str] | None = None
 
-    @property
-    def regular_nodes(self) -> tuple[Node, ...]:
-        return tuple(node for node in self.nodes if not node.failover)
-
-    @property
-    def failover_nodes(self) -> tuple[Node, ...]:
-        return tuple(node for node in self.nodes if node.failover)
-
 
 def raw_settings() -> dict[str, Any]:
     """Return DJANGO_MSM merged over the defaults (unvalidated)."""

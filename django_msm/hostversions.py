@@ -52,8 +52,8 @@ class HostVersions:
             os.ftruncate(self._fd, size)
         self._map = mmap.mmap(self._fd, size)
 
-    @classmethod
-    def path_for(cls, identity: str) -> str:
+    @staticmethod
+    def path_for(identity: str) -> str:
         """One file per application, node list and route (``identity`` names them)."""
         folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
         digest = hashlib.sha256(identity.encode()).hexdigest()[:24]
