@@ -138,8 +138,13 @@ class BackupSessionService:
 
     def _load(self, sid: SessionId, primary: Node) -> Loaded:
         key = self.primary_key(sid)
-        try:
-            data, token = self.registry.call(primary, lambda store: store.get_versioned(key))
+        try:  # only sticky mode keeps versions; elsewhere a plain get spares computing one
+            data, token = self.registry.call(
+                primary,
+                (lambda store: store.get_versioned(key))
+                if self.config.sticky
+                else (lambda store: (store.get(key), None)),
+            )
         except NodeUnavailable:
             copy, node = self._read_backup(sid, primary)
             if copy is None:
