@@ -55,13 +55,14 @@ def _mac(key: bytes, body: bytes) -> bytes:
 
 
 def _worth_compressing(payload: bytes) -> bool:
-    """Try a sample first: compressing 512 KB of incompressible data costs ~13 ms for a few
-    percent. Payloads that shrink by less than a fifth are stored as they are."""
+    """Try a sample first. zlib spends ~15 ms on 512 KB of base64 for a 23 % saving, while
+    ordinary JSON shrinks by 70-90 %; payloads whose sample does not shrink by 40 % are
+    stored as they are."""
     if len(payload) <= _SAMPLE:
         return True
     middle = len(payload) // 2
     sample = payload[middle - _SAMPLE // 2 : middle + _SAMPLE // 2]
-    return len(zlib.compress(sample, 1)) < 0.8 * len(sample)
+    return len(zlib.compress(sample, 1)) < 0.6 * len(sample)
 
 
 def pack(copy: Copy, key: bytes, compress_min_size: int) -> bytes:

@@ -7,6 +7,7 @@ stored session on upgrade, fails a test.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
@@ -169,3 +170,5 @@ def test_large_incompressible_payloads_skip_compression_after_a_sample() -> None
     assert packed[2] == 0  # flags: stored as it is
     text = Copy(Kind.SESSION, 1, 0.0, 0.0, b'{"cart":"apple"}' * 40_000)
     assert pack(text, b"k" * 32, 4096)[2] == 1  # compressible: compressed
+    encoded = base64.b64encode(os.urandom(384 * 1024))  # shrinks by only a quarter
+    assert pack(Copy(Kind.SESSION, 1, 0.0, 0.0, encoded), b"k" * 32, 4096)[2] == 0
