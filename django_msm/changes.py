@@ -21,14 +21,26 @@ class ChangeTrackingMixin:
     def _serialize(self, data: dict[str, Any]) -> bytes:
         raise NotImplementedError
 
+    _settled: bool | None = None  # the answer, once the view is done (see settle_modified)
+
     @property
     def modified(self) -> bool:
         """True when Django's flag is set *or* the loaded content changed in place."""
+        if self._settled is not None:
+            return self._settled
         return self._modified or self._changed_in_place()
 
     @modified.setter
     def modified(self, value: bool) -> None:
         self._modified = value
+        self._settled = None
+
+    def settle_modified(self) -> bool:
+        """Work out ``modified`` once for the response phase: the view is done, so nothing
+        changes the content in place any more, and Django's middleware asks again."""
+        self._settled = None
+        self._settled = self.modified
+        return self._settled
 
     def _changed_in_place(self) -> bool:
         cache = getattr(self, "_session_cache", None)

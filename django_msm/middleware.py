@@ -99,7 +99,8 @@ class SessionMiddleware(DjangoSessionMiddleware):
         session = getattr(request, "session", None)
         if session is None:
             return super().process_response(request, response)
-        modified = session.accessed and session.modified
+        settle = getattr(session, "settle_modified", None)
+        modified = session.accessed and (settle() if settle else session.modified)
         with_session = session.session_key is not None or session.accessed
         statistics.incr("requests_with_session" if with_session else "requests_without_session")
         try:
