@@ -11,6 +11,13 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.http_app.settings")
 application = get_wsgi_application()
 
+# The tests count node commands; statistics publishing (every 5 s, at the end of a request)
+# would add writes at random moments. Like tests/conftest.py, publishing is off unless asked.
+if os.environ.get("MSM_PUBLISH") != "1":
+    from django_msm import publish
+
+    publish.disconnect()
+
 
 def _create_user() -> None:
     from django.contrib.auth.hashers import make_password
