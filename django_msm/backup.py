@@ -169,8 +169,6 @@ class BackupSessionService:
         self.registry.away.refresh_if_due()  # what other processes saw of the primary
         if self.registry.health[primary].suspect(copy.written_at):
             return self._verify(sid, primary, copy)
-        if primary.failover and self.registry.regular_available():
-            return Loaded(copy, relocate=True, token=token)  # back to a regular node
         return Loaded(copy, token=token)
 
     def version(self, sid: SessionId, primary: Node) -> bytes | None:
