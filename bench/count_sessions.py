@@ -78,7 +78,7 @@ def child(spec: str) -> None:
     settings.configure(SECRET_KEY="bench", INSTALLED_APPS=["django_msm"],
                        DJANGO_MSM={"MEMCACHED_NODES": spec, "OPERATION_TIMEOUT": 2.0})
     django.setup()
-    from django_msm.status import collect_status
+    from django_msm.ops.status import collect_status
 
     before = peak_rss_kib()
     started = time.perf_counter()

@@ -22,8 +22,8 @@ from django.conf import settings
 from django.core.cache import caches
 from django.test import override_settings
 
-from django_msm import conf
-from django_msm import registry as msm_registry
+from django_msm import runtime
+from django_msm.core.cluster import Cluster
 
 from .app import MSM_MIDDLEWARE, STOCK_MIDDLEWARE
 
@@ -114,7 +114,7 @@ class Switch:
     """Makes one engine the active one; keeps each django_msm engine's registry across turns."""
 
     def __init__(self) -> None:
-        self.registries: dict[str, msm_registry.NodeRegistry] = {}
+        self.registries: dict[str, Cluster] = {}
 
     @contextlib.contextmanager
     def active(self, engine: Engine) -> Iterator[None]:
@@ -143,13 +143,13 @@ class Switch:
         # Set inside the override, so no setting_changed fires and no registry is closed; the
         # cached config is rebuilt from it and the engine's own registry is put in place.
         settings.DJANGO_MSM = dict(engine.msm or {})
-        conf.get_config.cache_clear()
-        msm_registry._registry = self.registries.get(engine.name)
-        self.registries[engine.name] = msm_registry.get_registry()
+        runtime.get_config.cache_clear()
+        runtime._cluster = self.registries.get(engine.name)
+        self.registries[engine.name] = runtime.get_cluster()
 
     def close(self) -> None:
         """Flush and close every registry (pools, async writers)."""
         for registry in self.registries.values():
             registry.close()
         self.registries.clear()
-        msm_registry._registry = None
+        runtime._cluster = None

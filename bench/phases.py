@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from django_msm.stats import statistics
+from django_msm.core.stats import statistics
 
 from . import app
 from .engines import NODE_COUNTS, node_engine

@@ -99,7 +99,7 @@ def _seconds(value: float | None) -> str:
 def locked(results: Results) -> list[str]:
     lines = [
         "Locked: LOCKING_MODE='all', uncontended (one client per session), vs the same engine",
-        "and middleware unlocked (msm-mw); lock_wait from django_msm.stats.statistics",
+        "and middleware unlocked (msm-mw); lock_wait from django_msm.core.stats.statistics",
         "shape     unlocked µs  locked µs  locked/unlocked (IQR)  lock cost µs  locked/django"
         "  locks/req  lock_wait p50 µs  p95 µs  mean µs",
     ]

@@ -10,7 +10,7 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from django_msm.stats import BUCKETS
+from django_msm.core.stats import BUCKETS
 
 Key = tuple[str, str]  # (engine, label)
 

@@ -8,7 +8,8 @@ class DjangoMsmConfig(AppConfig):
     verbose_name = "memcached session manager"
 
     def ready(self) -> None:
-        from . import checks, conf, publish  # noqa: F401  (checks and the setting_changed receiver)
+        from . import checks, runtime  # noqa: F401  (checks and the setting_changed receiver)
+        from .ops import publish
 
         # App processes publish their statistics for msm_status at the end of requests.
         publish.connect()

@@ -15,8 +15,8 @@ from django.core.checks import CheckMessage, Error, register
 from django.utils.module_loading import import_string
 
 from .conf import CONFIG_DEFAULTS, raw_settings, storage_prefix
-from .nodes import Node, NodeKind, NodeSpecError, duplicate_ids, parse_nodes, split_spec
-from .session_id import MAX_KEY_LENGTH, NAME_RE
+from .core.keys import MAX_KEY_LENGTH, NAME_RE
+from .core.nodes import Node, NodeKind, NodeSpecError, duplicate_ids, parse_nodes, split_spec
 
 E001 = "DJANGO_MSM must be a dict."
 E002 = "DJANGO_MSM has unknown key {key!r}."

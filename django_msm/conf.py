@@ -1,26 +1,23 @@
 """The one reader of the ``DJANGO_MSM`` setting.
 
-Settings are read lazily, on first use, and the result is dropped whenever a setting it depends on
-changes (``setting_changed``), so ``override_settings`` works in tests. Validation lives in
-``checks.py``; this module only turns a valid dict into a typed, frozen config.
+This module only reads: it merges ``DJANGO_MSM`` over the defaults and turns a valid dict into
+the core's frozen ``MsmConfig``. Validation lives in ``checks.py``; ``runtime.py`` validates,
+builds and caches the config, and drops it whenever a setting it depends on changes
+(``setting_changed``), so ``override_settings`` works in tests.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from .exceptions import ConfigurationError
-from .nodes import Node, NodeKind, parse_nodes, split_spec
+from .core.config import LockingMode, LockTimeoutPolicy, MsmConfig
+from .core.nodes import Node, NodeKind, parse_nodes, split_spec
 
 # ENABLED=False: one process-local node without id; no memcached is touched.
 LOCAL_NODE = Node(None, NodeKind.MEMORY, "process-local")
@@ -56,42 +53,16 @@ CONFIG_DEFAULTS: dict[str, Any] = {
 
 # Django settings whose change invalidates the cached config.
 WATCHED_SETTINGS = frozenset(
-    {"DJANGO_MSM", "SECRET_KEY", "SECRET_KEY_FALLBACKS", "SESSION_SERIALIZER", "CACHES"}
+    {
+        "DJANGO_MSM",
+        "SECRET_KEY",
+        "SECRET_KEY_FALLBACKS",
+        "SESSION_SERIALIZER",
+        "SESSION_COOKIE_AGE",
+        "CACHES",
+    }
 )
 SIGNING_SALT = b"django_msm.envelope"
-
-
-@dataclass(frozen=True)
-class MsmConfig:
-    """The typed, validated settings the core works with."""
-
-    nodes: tuple[Node, ...]
-    operation_timeout: float
-    storage_prefix: str
-    max_session_size: int
-    compress_min_size: int
-    retry_timeout: float
-    retry_attempts: int
-    serializer: Any
-    signing_keys: tuple[bytes, ...]
-    sticky: bool = False
-    route: str | None = None
-    ignore_pattern: re.Pattern[str] | None = None
-    backup_async: bool = False
-    backup_threads: int = 1
-    backup_queue_size: int = 1000
-    backup_timeout: float = 0.1
-    local_cache_entries: int = 10_000
-    local_cache_bytes: int = 64 * 1024 * 1024
-    host_version_slots: int = 65_536
-    host_version_trust: float = 1.0
-    locking_mode: str = "none"  # none, all, auto, uri
-    lock_pattern: re.Pattern[str] | None = None
-    lock_expiration: float = 5.0
-    lock_wait: float = 1.0
-    lock_timeout_policy: str = "fail"
-    enable_statistics: bool = True
-    attribute_filter: re.Pattern[str] | None = None
 
 
 def raw_settings() -> dict[str, Any]:
@@ -125,16 +96,9 @@ def _ordered_nodes(raw: dict[str, Any]) -> tuple[Node, ...]:
     return tuple(sorted(nodes, key=lambda node: node.failover))
 
 
-@functools.cache
-def get_config() -> MsmConfig:
-    """Return the validated config; raise ConfigurationError naming the first problem."""
-    from .checks import validate  # checks imports this module
-
+def build_config() -> MsmConfig:
+    """Turn the (already validated) settings into the core's config."""
     raw = raw_settings()
-    errors = [message for message in validate() if message.is_serious()]
-    if errors:
-        first = errors[0]
-        raise ConfigurationError(f"{first.id}: {first.msg} ({first.hint})")
     return MsmConfig(
         nodes=_ordered_nodes(raw) if raw["ENABLED"] else (LOCAL_NODE,),
         operation_timeout=float(raw["OPERATION_TIMEOUT"]),
@@ -158,6 +122,7 @@ def get_config() -> MsmConfig:
         host_version_trust=float(raw["HOST_VERSION_TRUST"]),
         enable_statistics=bool(raw["ENABLE_STATISTICS"]),
         attribute_filter=_compiled(raw["SESSION_ATTRIBUTE_FILTER"]),
+        session_lifetime=int(settings.SESSION_COOKIE_AGE),
         **_locking(raw),
     )
 
@@ -169,18 +134,9 @@ def _compiled(pattern: str | None) -> re.Pattern[str] | None:
 def _locking(raw: dict[str, Any]) -> dict[str, Any]:
     mode, _, pattern = str(raw["LOCKING_MODE"]).partition(":")
     return {
-        "locking_mode": "uri" if mode == "uriPattern" else mode,
-        "lock_pattern": re.compile(pattern) if mode == "uriPattern" else None,
+        "locking_mode": LockingMode(mode),
+        "lock_pattern": re.compile(pattern) if mode == LockingMode.URI.value else None,
         "lock_expiration": float(raw["LOCK_EXPIRATION"]),
         "lock_wait": float(raw["LOCK_WAIT_TIMEOUT"] or raw["OPERATION_TIMEOUT"]),
-        "lock_timeout_policy": raw["LOCK_TIMEOUT_POLICY"],
+        "lock_timeout_policy": LockTimeoutPolicy(raw["LOCK_TIMEOUT_POLICY"]),
     }
-
-
-@receiver(setting_changed)
-def _clear_config(*, setting: str, **kwargs: Any) -> None:
-    if setting in WATCHED_SETTINGS:
-        get_config.cache_clear()
-        from .registry import reset_registry
-
-        reset_registry()

@@ -7,6 +7,8 @@
     │   ├── NoNodesAvailable     no node could take a new or relocated session
     │   └── ItemTooLarge         the node refused the item for its size
     ├── SessionTooLarge          a session is larger than MAX_SESSION_SIZE
+    ├── SessionKeyTaken          a create under a given key found it taken (Django's CreateError)
+    ├── SessionDeleted           an update found the session gone (Django's UpdateError)
     ├── CorruptCopy              stored bytes failed the signature or could not be decoded
     └── LockError
         └── LockTimeout          the session lock could not be had within the wait budget
@@ -67,6 +69,14 @@ class SessionTooLarge(MSMError):
             f"session is {size} bytes after serialization and compression, over the "
             f"MAX_SESSION_SIZE limit of {limit} bytes; the stored copy was left as it was"
         )
+
+
+class SessionKeyTaken(MSMError):
+    """Raised when a session could not be created under the key it was given (taken)."""
+
+
+class SessionDeleted(MSMError):
+    """Raised when a session that is being updated was deleted meanwhile (not resurrected)."""
 
 
 class CorruptCopy(MSMError):

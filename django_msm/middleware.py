@@ -27,10 +27,10 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
-from .conf import MsmConfig, get_config
+from .core.config import LockingMode, MsmConfig
+from .core.stats import statistics
 from .exceptions import LockTimeout
-from .registry import get_registry
-from .stats import statistics
+from .runtime import get_cluster, get_config
 
 
 class InertSession(SessionBase):
@@ -79,10 +79,10 @@ class SessionMiddleware(DjangoSessionMiddleware):
         mark = getattr(view, "msm_lock", None)
         if mark is not None:
             session.lock_wanted = mark
-        elif get_config().locking_mode == "auto":
+        elif get_config().locking_mode is LockingMode.AUTO:
             kind = f"{request.method} {view.__module__}.{getattr(view, '__qualname__', view)}"
             request._msm_kind = kind  # type: ignore[attr-defined]
-            session.lock_wanted = not get_registry().read_only.is_read_only(kind)
+            session.lock_wanted = not get_cluster().read_only.is_read_only(kind)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, LockTimeout):
@@ -111,11 +111,11 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 release()
             kind = getattr(request, "_msm_kind", None)
             if kind is not None and session.accessed:
-                get_registry().read_only.observe(kind, modified)
+                get_cluster().read_only.observe(kind, modified)
 
 
 def _mode_wants_lock(config: MsmConfig, request: HttpRequest) -> bool:
     """LOCKING_MODE's verdict before the view is known (auto: lock until proven read-only)."""
-    if config.locking_mode == "uri":
+    if config.locking_mode is LockingMode.URI:
         return config.lock_pattern is not None and bool(config.lock_pattern.search(request.path))
-    return config.locking_mode in ("all", "auto")
+    return config.locking_mode in (LockingMode.ALL, LockingMode.AUTO)

@@ -50,7 +50,7 @@ def fleet() -> Iterator[AppFleet]:
 @pytest.fixture(autouse=True)
 def _fresh_registry() -> Iterator[None]:
     """Every test starts with a fresh node registry (pools and health view)."""
-    from django_msm.registry import reset_registry
+    from django_msm.runtime import reset_registry
 
     reset_registry()
     yield
@@ -61,7 +61,7 @@ def _fresh_registry() -> Iterator[None]:
 def _no_statistics_publishing() -> Iterator[None]:
     """Tests count node commands; the publisher's periodic writes would add to them. Tests of
     publishing connect it themselves (``publish.connect()``)."""
-    from django_msm import publish
+    from django_msm.ops import publish
 
     publish.disconnect()
     yield

@@ -8,11 +8,11 @@ import time
 import pytest
 from django.test import override_settings
 
-from django_msm import session_id
-from django_msm.registry import get_registry
+from django_msm.core import keys as msm_keys
+from django_msm.core.stats import statistics
+from django_msm.core.writer import BackupWriter
+from django_msm.runtime import get_cluster
 from django_msm.session import SessionStore
-from django_msm.stats import statistics
-from django_msm.writer import BackupWriter
 
 
 def _msm(servers, **extra):
@@ -66,7 +66,7 @@ def test_async_writes_land_in_order(memcached_nodes) -> None:
             store = SessionStore(key)
             store["n"] = n
             store.save()
-        assert get_registry().writer.flush(timeout=10)
+        assert get_cluster().writer.flush(timeout=10)
         assert SessionStore(key).load() == {"n": 100}
         assert SessionStore(key).session_key == key
 
@@ -79,13 +79,13 @@ def test_async_write_to_a_dead_primary_reaches_the_backup(memcached_nodes) -> No
         store["cart"] = ["apple"]
         store.save()
         key = store.session_key
-        primary = {s.node_id: s for s in servers}[session_id.parse(key).node_id]
+        primary = {s.node_id: s for s in servers}[msm_keys.parse(key).node_id]
         store = SessionStore(key)
         store["cart"] = ["apple", "pear"]  # loaded from the live primary
         primary.kill()  # dies before the asynchronous write
         store.save()
         assert store.session_key == key  # the response keeps the key; the write is queued
-        assert get_registry().writer.flush(timeout=10)
+        assert get_cluster().writer.flush(timeout=10)
         again = SessionStore(key)
         assert again.load() == {"cart": ["apple", "pear"]}
         again.save()  # relocation off the dead node keeps the latest content
@@ -101,7 +101,7 @@ def test_sync_save_waits_for_a_hung_backup_at_most_the_backup_timeout(memcached_
         store["v"] = 1
         store.save()
         key = store.session_key
-        primary_id = session_id.parse(key).node_id
+        primary_id = msm_keys.parse(key).node_id
         backup = next(s for s in servers if s.node_id != primary_id)
         backup.pause()
         try:

@@ -11,8 +11,8 @@ import asyncio
 import pytest
 from django.test import AsyncClient, override_settings
 
-from django_msm import session_id
-from django_msm.registry import get_registry
+from django_msm.core import keys as msm_keys
+from django_msm.runtime import get_registry
 from django_msm.session import SessionStore
 
 pytestmark = pytest.mark.integration
@@ -41,6 +41,6 @@ def test_async_views_keep_sessions_and_release_locks(memcached_nodes):
         key, new_key = asyncio.run(scenario())
         assert SessionStore(new_key).load() == {"n": 6, "user": "alice"}
         assert SessionStore(key).load() == {}  # cycle_key retired the old key, no forward
-        sid = session_id.parse(new_key)
+        sid = msm_keys.parse(new_key)
         store = get_registry().stores[get_registry().node_for(sid)]
         assert store.lock(f"lock:{sid}", b"probe", 1.0) is not None  # released

@@ -16,17 +16,18 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from django_msm import backup as backup_module
-from django_msm import registry as registry_module
-from django_msm.backup import BackupSessionService, Loaded, UpdateResult
+from django_msm import runtime
 from django_msm.clock import FakeClock
-from django_msm.conf import get_config
-from django_msm.envelope import Copy, Kind, unpack
+from django_msm.core import copies as backup_module
+from django_msm.core.cluster import Cluster as MsmCluster
+from django_msm.core.copies import BackupSessionService, Loaded, UpdateResult
+from django_msm.core.envelope import Copy, Kind, unpack
+from django_msm.core.keys import SessionId, new_id
+from django_msm.core.nodes import Node
+from django_msm.core.registry import NodeRegistry
 from django_msm.exceptions import NodeUnavailable, NoNodesAvailable, SessionTooLarge
-from django_msm.nodes import Node
-from django_msm.registry import NodeRegistry, reset_registry
+from django_msm.runtime import get_config, reset_registry
 from django_msm.session import SessionStore
-from django_msm.session_id import SessionId, new_id
 from django_msm.stores.memory import InMemoryStore
 
 THREE = "n1:10.0.0.1:11211,n2:10.0.0.2:11211,n3:10.0.0.3:11211"
@@ -35,12 +36,16 @@ TTL = 3600
 
 @dataclass
 class Cluster:
-    registry: NodeRegistry
+    parts: MsmCluster
     clock: FakeClock
 
     @property
+    def registry(self) -> NodeRegistry:
+        return self.parts.registry
+
+    @property
     def service(self) -> BackupSessionService:
-        return BackupSessionService(self.registry)
+        return self.parts.copies
 
     def node(self, node_id: str) -> Node:
         return next(node for node in self.registry.nodes if node.id == node_id)
@@ -55,7 +60,7 @@ class Cluster:
         store = self.store(node_id)
         data = store.get(key)
         store.calls.pop()
-        return None if data is None else unpack(data, self.registry.config.signing_keys)
+        return None if data is None else unpack(data, self.parts.config.signing_keys)
 
     def calls(self) -> dict[str, list[tuple[str, str]]]:
         """Session traffic per node; away marks are left out (they have tests of their own)."""
@@ -95,7 +100,7 @@ def make_cluster(spec: str = THREE, **msm: Any) -> Cluster:
         config = get_config()
     clock = FakeClock()
     stores = {node: InMemoryStore(node, clock) for node in config.nodes}
-    return Cluster(NodeRegistry(config, clock=clock, stores=stores), clock)
+    return Cluster(MsmCluster(config, clock, stores), clock)
 
 
 @pytest.fixture
@@ -156,8 +161,8 @@ def test_reader_in_another_process_walks_past_a_node_that_misses(cluster: Cluste
     cluster.store("n2").clear()  # n2 came back empty
     cluster.store("n1").down = True
     # A second process: same nodes, its own health view that never saw n2 fail.
-    other = NodeRegistry(cluster.registry.config, cluster.clock, dict(cluster.registry.stores))
-    loaded = BackupSessionService(other).load(sid, cluster.node("n1"))
+    other = MsmCluster(cluster.parts.config, cluster.clock, dict(cluster.registry.stores))
+    loaded = other.copies.load(sid, cluster.node("n1"))
     assert (loaded.copy, loaded.from_backup) == (copy, True)
 
 
@@ -464,8 +469,8 @@ def memory_registry() -> Iterator[Cluster]:
     config = get_config()
     clock = FakeClock()
     stores = {node: InMemoryStore(node, clock) for node in config.nodes}
-    registry_module._registry = NodeRegistry(config, clock=clock, stores=stores)
-    yield Cluster(registry_module._registry, clock)
+    runtime._cluster = MsmCluster(config, clock, stores)
+    yield Cluster(runtime._cluster, clock)
     reset_registry()
 
 
@@ -523,9 +528,8 @@ def test_session_store_round_trip_on_memory_nodes(memory_registry: Cluster) -> N
 # -- away marks: what one process saw of a node, told to the others ---------------------------
 def _second_process(cluster: Cluster) -> Cluster:
     """Another app process on the same nodes, with its own (fresh) health view."""
-    registry = NodeRegistry(cluster.registry.config, clock=cluster.clock,
-                            stores=cluster.registry.stores)
-    return Cluster(registry, cluster.clock)
+    parts = MsmCluster(cluster.parts.config, cluster.clock, cluster.registry.stores)
+    return Cluster(parts, cluster.clock)
 
 
 def test_a_process_that_never_saw_the_split_does_not_resurrect(cluster: Cluster) -> None:

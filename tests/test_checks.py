@@ -15,9 +15,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from django_msm import checks
-from django_msm.conf import get_config
+from django_msm.core.nodes import NodeKind
 from django_msm.exceptions import ConfigurationError
-from django_msm.nodes import NodeKind
+from django_msm.runtime import get_config
 
 NODES = "n1:127.0.0.1:11211,n2:127.0.0.1:11212"
 KNOWN_KEYS = (

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from django.test import override_settings
 
-from django_msm import session_id
+from django_msm.core import keys as msm_keys
 from django_msm.session import SessionStore
 from tests.appservers import AppFleet, Browser
 from tests.servers import MemcachedProcess, NodeStats
@@ -40,7 +40,7 @@ def test_disabled_sessions_live_in_the_app_process(
         for expected in range(1, 6):
             assert user.get(app, f"/count/?item=i{expected}").body["count"] == expected
         key = user.cookie
-        assert session_id.parse(key) is not None
+        assert msm_keys.parse(key) is not None
         assert user.get(app, "/read/").body["cart"] == [f"i{n}" for n in range(1, 6)]
         # Process-local: another disabled process does not know the session.
         other = fleet.start("dev2", [node], MSM_ENABLED="0")

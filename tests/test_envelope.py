@@ -18,9 +18,9 @@ from unittest import mock
 import pytest
 from django.test import override_settings
 
-from django_msm.conf import get_config
-from django_msm.envelope import Copy, Kind, pack, unpack
+from django_msm.core.envelope import Copy, Kind, pack, unpack
 from django_msm.exceptions import CorruptCopy
+from django_msm.runtime import get_config
 
 KEY = hashlib.sha256(b"test key").digest()
 OTHER = hashlib.sha256(b"other key").digest()
@@ -164,7 +164,7 @@ def test_signing_key_is_derived_not_the_raw_secret() -> None:
 def test_large_incompressible_payloads_skip_compression_after_a_sample() -> None:
     """512 KB of random bytes is not run through zlib whole (it cost ~13 ms for nothing)."""
     noise = Copy(Kind.SESSION, 1, 0.0, 0.0, os.urandom(512 * 1024))
-    with mock.patch("django_msm.envelope.zlib.compress", wraps=zlib.compress) as compress:
+    with mock.patch("django_msm.core.envelope.zlib.compress", wraps=zlib.compress) as compress:
         packed = pack(noise, b"k" * 32, 4096)
     assert [len(call.args[0]) for call in compress.call_args_list] == [16 * 1024]
     assert packed[2] == 0  # flags: stored as it is

@@ -11,8 +11,8 @@ import threading
 import pytest
 
 from django_msm.clock import FakeClock
+from django_msm.core.health import NodeHealth, NodeState
 from django_msm.exceptions import NodeUnavailable
-from django_msm.failover import NodeHealth, NodeState
 
 
 def timeout() -> NodeUnavailable:

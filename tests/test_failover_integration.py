@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from django_msm.registry import reset_registry
+from django_msm.runtime import reset_registry
 from tests import failover_scenarios as scenarios
 from tests.servers import (
     MemcachedProcess,

@@ -16,8 +16,8 @@ from django.conf import settings
 from django.http.cookie import parse_cookie
 from django.test import Client, override_settings
 
-from django_msm.failover import NodeState
-from django_msm.registry import get_registry
+from django_msm.core.health import NodeState
+from django_msm.runtime import get_registry
 from django_msm.session import SessionStore
 from tests.servers import MemcachedProcess, node_stats
 from tests.visitors import msm_settings, new_visitors, node_of

@@ -8,10 +8,10 @@ import time
 import pytest
 from django.test import override_settings
 
-from django_msm import session_id
 from django_msm.clock import FakeClock, SystemClock
-from django_msm.hostversions import _STRIDE, HostVersions
-from django_msm.registry import get_registry
+from django_msm.core import keys as msm_keys
+from django_msm.core.hostversions import _STRIDE, HostVersions
+from django_msm.runtime import get_cluster
 from django_msm.session import SessionStore
 
 
@@ -87,7 +87,7 @@ def test_a_vouched_local_copy_is_served_without_a_round_trip(memcached_nodes):
         store["cart"] = ["apple"]
         store.save()
         key = store.session_key
-        primary = {s.node_id: s for s in servers}[session_id.parse(key).node_id]
+        primary = {s.node_id: s for s in servers}[msm_keys.parse(key).node_id]
         primary.pause()  # a round trip to the primary would now wait 2 s
         try:
             started = time.monotonic()
@@ -108,11 +108,11 @@ def test_another_workers_write_is_seen_at_once(memcached_nodes):
         key = store.session_key
         assert SessionStore(key).load() == {"n": 1}  # warm in this worker
         # Another worker of the route writes: its registry is its own, the table is shared.
-        other_local = get_registry().local
-        get_registry().sticky.local = type(other_local)(100, 10**6)
+        other_local = get_cluster().local
+        get_cluster().sticky.local = type(other_local)(100, 10**6)
         writer = SessionStore(key)
         writer["n"] = 2
         writer.save()
-        get_registry().sticky.local = other_local  # back to this worker's (stale) copies
+        get_cluster().sticky.local = other_local  # back to this worker's (stale) copies
         assert other_local.get(key).copy.payload == b'{"n":1}'
         assert SessionStore(key).load() == {"n": 2}

@@ -8,9 +8,8 @@ import time
 import pytest
 from django.test import Client, override_settings
 
-from django_msm import session_id
-from django_msm.locking import SessionLocker
-from django_msm.registry import get_registry
+from django_msm.core import keys as msm_keys
+from django_msm.runtime import get_cluster, get_registry
 from django_msm.session import SessionStore
 from tests import locking_urls
 
@@ -33,7 +32,7 @@ def _session_with(data):
 
 
 def _located(key):
-    sid = session_id.parse(key)
+    sid = msm_keys.parse(key)
     return sid, get_registry().node_for(sid)
 
 
@@ -57,7 +56,7 @@ def _client(key):
 def test_second_locker_waits_out_its_budget_then_gets_none(memcached_nodes):
     with _msm(memcached_nodes(2), LOCK_WAIT_TIMEOUT=0.3):
         key = _session_with({"a": 1})
-        locker = SessionLocker(get_registry())
+        locker = get_cluster().locker
         held = locker.acquire(*_located(key))
         started = time.monotonic()
         assert locker.acquire(*_located(key)) is None
@@ -69,7 +68,7 @@ def test_second_locker_waits_out_its_budget_then_gets_none(memcached_nodes):
 def test_a_late_release_never_deletes_the_next_owners_lock(memcached_nodes):
     with _msm(memcached_nodes(2), LOCK_EXPIRATION=1.0, LOCK_WAIT_TIMEOUT=4.0):
         key = _session_with({"a": 1})
-        locker = SessionLocker(get_registry())
+        locker = get_cluster().locker
         first = locker.acquire(*_located(key))
         second = locker.acquire(*_located(key))  # gets it once the first expires
         assert second is not None and second.proof != first.proof
@@ -114,12 +113,12 @@ def test_without_locking_concurrent_increments_are_lost(memcached_nodes):
 def test_lock_timeout_answers_503_with_retry_after(memcached_nodes):
     with _msm(memcached_nodes(2), LOCKING_MODE="all", LOCK_WAIT_TIMEOUT=0.2):
         key = _session_with({"n": 0})
-        held = SessionLocker(get_registry()).acquire(*_located(key))
+        held = get_cluster().locker.acquire(*_located(key))
         response = _client(key).get("/count/")
         assert response.status_code == 503
         assert response["Retry-After"] == "5"
         assert "Set-Cookie" not in str(response.cookies)
-        SessionLocker(get_registry()).release(held)
+        get_cluster().locker.release(held)
         assert SessionStore(key).load()["n"] == 0
 
 
@@ -127,9 +126,9 @@ def test_proceed_policy_runs_unlocked(memcached_nodes):
     servers = memcached_nodes(2)
     with _msm(servers, LOCKING_MODE="all", LOCK_WAIT_TIMEOUT=0.2, LOCK_TIMEOUT_POLICY="proceed"):
         key = _session_with({"n": 0})
-        held = SessionLocker(get_registry()).acquire(*_located(key))
+        held = get_cluster().locker.acquire(*_located(key))
         assert _client(key).get("/count/").status_code == 200
-        SessionLocker(get_registry()).release(held)
+        get_cluster().locker.release(held)
         assert SessionStore(key).load()["n"] == 1
 
 

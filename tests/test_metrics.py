@@ -17,9 +17,9 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from django_msm import metrics, publish
-from django_msm.publish import Publisher
-from django_msm.stats import BUCKETS, Statistics
+from django_msm.core.stats import BUCKETS, Statistics
+from django_msm.ops import metrics, publish
+from django_msm.ops.publish import Publisher
 from tests.test_msm_status import fixture_status
 from tests.test_publish import run_app_process
 
@@ -107,7 +107,7 @@ def test_unknown_scope_is_refused():
 
 
 def test_the_module_says_which_extra_it_needs():
-    code = "import sys; sys.modules['prometheus_client'] = None; import django_msm.metrics"
+    code = "import sys; sys.modules['prometheus_client'] = None; import django_msm.ops.metrics"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, timeout=60, check=False)
     assert result.returncode == 1
@@ -139,12 +139,12 @@ def test_collector_exports_node_state_and_this_hosts_processes(memcached_nodes, 
     monkeypatch.setattr(publish, "publisher", Publisher())
     own = publish.instance_name()
     with override_settings(DJANGO_MSM={"MEMCACHED_NODES": spec, "OPERATION_TIMEOUT": 0.5}):
-        from django_msm.registry import get_registry
+        from django_msm.runtime import get_cluster
 
         host = own.rpartition(":")[0]
         publish.statistics.incr("metrics_host_marker", 2)  # this process publishes when scraped
-        publish_as(get_registry(), f"{host}:999999", {"creates": 4}, monkeypatch)
-        publish_as(get_registry(), "elsewhere:1", {"creates": 9}, monkeypatch)
+        publish_as(get_cluster(), f"{host}:999999", {"creates": 4}, monkeypatch)
+        publish_as(get_cluster(), "elsewhere:1", {"creates": 9}, monkeypatch)
         servers[1].kill()
         host_text = exposition(metrics.MsmCollector())
         cluster_text = exposition(metrics.MsmCollector("cluster"))

@@ -23,13 +23,13 @@ from django.core.management.base import CommandError
 from django.core.management.color import no_style
 from django.test import override_settings
 
-from django_msm import session_id
-from django_msm.inspectors import Counts, Probe
+from django_msm.core import keys as msm_keys
+from django_msm.core.stats import Histogram
 from django_msm.management.commands import msm_status
-from django_msm.publish import Figures, Timing
+from django_msm.ops.inspectors import Counts, Probe
+from django_msm.ops.publish import Figures, Timing
+from django_msm.ops.status import ClusterStatus, NodeStatus, to_dict
 from django_msm.session import SessionStore
-from django_msm.stats import Histogram
-from django_msm.status import ClusterStatus, NodeStatus, to_dict
 from tests.servers import MemcachedProcess
 
 
@@ -287,7 +287,7 @@ def test_json_reports_every_session_and_backup_where_it_is(memcached_nodes):
         report = run_json()
         text = StringIO()
         call_command("msm_status", stdout=text)
-    named = {node: sum(session_id.parse(k).node_id == node for k in keys) for node in ("n1", "n2")}
+    named = {node: sum(msm_keys.parse(k).node_id == node for k in keys) for node in ("n1", "n2")}
     assert (report["sessions"], report["primary_copies"], report["backup_copies"]) == (37, 37, 37)
     assert [(n["id"], n["up"], n["sessions"], n["backups"]) for n in report["nodes"]] == [
         ("n1", True, named["n1"], named["n2"]),
@@ -315,7 +315,7 @@ def test_a_failed_node_is_reported_down_quickly(memcached_nodes, failure):
             elapsed = time.monotonic() - started
         finally:
             servers[1].resume() if failure == "pause" else None
-    on_n2 = sum(session_id.parse(k).node_id == "n2" for k in keys)
+    on_n2 = sum(msm_keys.parse(k).node_id == "n2" for k in keys)
     assert [n["up"] for n in report["nodes"]] == [True, False]
     assert report["nodes"][1]["sessions"] is None and report["nodes"][1]["error"]
     assert report["sessions"] == 12  # n2's sessions still count through their backups on n1

@@ -7,8 +7,15 @@ from typing import Any
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from django_msm.core.nodes import (
+    Node,
+    NodeKind,
+    NodeSpecError,
+    duplicate_ids,
+    parse_nodes,
+    split_spec,
+)
 from django_msm.exceptions import ConfigurationError
-from django_msm.nodes import Node, NodeKind, NodeSpecError, duplicate_ids, parse_nodes, split_spec
 
 
 def mc(node_id: str | None, address: str) -> Node:

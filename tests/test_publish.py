@@ -20,12 +20,12 @@ from django.core.management import call_command
 from django.core.signals import request_finished
 from django.test import Client, override_settings
 
-from django_msm import publish
 from django_msm.clock import FakeClock
-from django_msm.conf import get_config
-from django_msm.publish import Figures, Publisher, Timing, read_published, stats_key, total
-from django_msm.registry import NodeRegistry, get_registry
-from django_msm.stats import Histogram, Statistics
+from django_msm.core.cluster import Cluster
+from django_msm.core.stats import Histogram, Statistics
+from django_msm.ops import publish
+from django_msm.ops.publish import Figures, Publisher, Timing, read_published, stats_key, total
+from django_msm.runtime import get_cluster, get_config
 from django_msm.stores.memory import InMemoryStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,69 +83,69 @@ def memory_cluster():
         config = get_config()
     clock = FakeClock()
     stores = {node: InMemoryStore(node, clock) for node in config.nodes}
-    return NodeRegistry(config, clock=clock, stores=stores), clock
+    return Cluster(config, clock, stores), clock
 
 
 def test_publisher_writes_every_node_at_most_once_per_interval(memory_cluster):
-    registry, clock = memory_cluster
+    cluster, clock = memory_cluster
     stats = Statistics()
     stats.incr("creates", 2)
     publisher = Publisher(stats, interval=5.0, ttl=30, clock=clock)
-    assert publisher.maybe_publish(registry)
-    assert not publisher.maybe_publish(registry)
+    assert publisher.maybe_publish(cluster)
+    assert not publisher.maybe_publish(cluster)
     clock.advance(4.9)
-    assert not publisher.maybe_publish(registry)
+    assert not publisher.maybe_publish(cluster)
     clock.advance(0.2)
     stats.incr("creates")
-    assert publisher.maybe_publish(registry)
+    assert publisher.maybe_publish(cluster)
     key = stats_key("shop_", publish.instance_name())
-    for store in registry.stores.values():
+    for store in cluster.registry.stores.values():
         assert [op for op, k in store.calls if k == key] == ["set", "set"]
-    found = read_published(registry, registry.nodes, clock.time())
+    found = read_published(cluster, cluster.registry.nodes, clock.time())
     assert [(f.instance, f.counters) for f in found] == [(publish.instance_name(), {"creates": 3})]
 
 
 def test_figures_of_a_process_that_stopped_publishing_expire(memory_cluster):
-    registry, clock = memory_cluster
-    Publisher(Statistics(), ttl=30, clock=clock).publish(registry)
-    assert len(read_published(registry, registry.nodes, clock.time())) == 1
+    cluster, clock = memory_cluster
+    Publisher(Statistics(), ttl=30, clock=clock).publish(cluster)
+    assert len(read_published(cluster, cluster.registry.nodes, clock.time())) == 1
     clock.advance(31)
-    assert read_published(registry, registry.nodes, clock.time()) == []
+    assert read_published(cluster, cluster.registry.nodes, clock.time()) == []
 
 
 def test_index_rewrite_waits_for_its_lock(memory_cluster):
-    registry, clock = memory_cluster
-    for store in registry.stores.values():
+    cluster, clock = memory_cluster
+    for store in cluster.registry.stores.values():
         assert store.add(stats_key("shop_", "index.lock"), b"1", 2)
     publisher = Publisher(Statistics(), interval=1.0, ttl=30, clock=clock)
-    publisher.publish(registry)
-    assert read_published(registry, registry.nodes, clock.time()) == []  # not listed yet
+    publisher.publish(cluster)
+    assert read_published(cluster, cluster.registry.nodes, clock.time()) == []  # not listed yet
     clock.advance(3)  # the other writer's lock expired
-    publisher.publish(registry)
-    assert len(read_published(registry, registry.nodes, clock.time())) == 1
+    publisher.publish(cluster)
+    assert len(read_published(cluster, cluster.registry.nodes, clock.time())) == 1
 
 
 def test_a_down_node_is_skipped_and_the_newest_copy_wins(memory_cluster):
-    registry, clock = memory_cluster
-    n1, n2 = registry.nodes
+    cluster, clock = memory_cluster
+    n1, n2 = cluster.registry.nodes
     stats = Statistics()
     publisher = Publisher(stats, clock=clock)
-    publisher.publish(registry)
-    registry.stores[n2].down = True
+    publisher.publish(cluster)
+    cluster.registry.stores[n2].down = True
     stats.incr("saves")
     clock.advance(5)
-    assert publisher.publish(registry) == 1
-    registry.stores[n2].down = False  # n2 still holds the older figures
-    found = read_published(registry, registry.nodes, clock.time())
+    assert publisher.publish(cluster) == 1
+    cluster.registry.stores[n2].down = False  # n2 still holds the older figures
+    found = read_published(cluster, cluster.registry.nodes, clock.time())
     assert [f.counters for f in found] == [{"saves": 1}]
 
 
 def test_unreadable_figures_are_ignored(memory_cluster, caplog):
-    registry, clock = memory_cluster
-    Publisher(Statistics(), clock=clock).publish(registry)
-    for store in registry.stores.values():
+    cluster, clock = memory_cluster
+    Publisher(Statistics(), clock=clock).publish(cluster)
+    for store in cluster.registry.stores.values():
         store.set(stats_key("shop_", publish.instance_name()), b"{not json", 30)
-    assert read_published(registry, registry.nodes, clock.time()) == []
+    assert read_published(cluster, cluster.registry.nodes, clock.time()) == []
     assert "unreadable statistics" in caplog.text
 
 
@@ -158,7 +158,7 @@ CHILD = textwrap.dedent("""
     from django.test import override_settings
     override_settings(DJANGO_MSM={"MEMCACHED_NODES": sys.argv[1]}).enable()
     from django.core.signals import request_finished
-    from django_msm import publish
+    from django_msm.ops import publish
     from django_msm.session import SessionStore
     keys = []
     for number in range(int(sys.argv[2])):
@@ -216,9 +216,9 @@ def test_the_end_of_a_request_publishes(memcached_nodes, monkeypatch):
     try:
         with override_settings(DJANGO_MSM={"MEMCACHED_NODES": servers[0].spec}):
             Client().get("/visit/")
-            registry = get_registry()
-            found = read_published(registry, registry.nodes, registry.clock.time())
+            cluster = get_cluster()
+            found = read_published(cluster, cluster.registry.nodes, cluster.clock.time())
     finally:
-        request_finished.disconnect(dispatch_uid="django_msm.publish")
+        request_finished.disconnect(dispatch_uid="django_msm.ops.publish")
     assert [figures.instance for figures in found] == [publish.instance_name()]
     assert found[0].counters.get("creates", 0) >= 1

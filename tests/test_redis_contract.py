@@ -17,9 +17,9 @@ from django_redis import get_redis_connection
 from pymemcache.client.base import Client as PymemcacheClient
 from sessions_tests.tests import SessionTestsMixin
 
-from django_msm.conf import get_config
+from django_msm.core.keys import parse
+from django_msm.runtime import get_config
 from django_msm.session import SessionStore
-from django_msm.session_id import parse
 from tests.redis_servers import RedisProcess
 from tests.servers import MemcachedProcess
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from django_msm import session_id
-from django_msm.conf import get_config
+from django_msm.core import keys as msm_keys
 from django_msm.exceptions import SessionTooLarge
+from django_msm.runtime import get_config
 from django_msm.session import SessionStore
 from tests import failover_scenarios as scenarios
 from tests.redis_servers import RedisProcess
@@ -139,7 +139,7 @@ def test_hostile_keys_reach_no_redis_node(redis_nodes) -> None:
             assert set(stats) <= BOOKKEEPING, f"{node.node_id} saw {stats}"
 
         owner.check_read()  # the control: a real key does reach its node
-        node_id = session_id.parse(owner.key).node_id  # type: ignore[union-attr]
+        node_id = msm_keys.parse(owner.key).node_id  # type: ignore[union-attr]
         node = next(node for node in nodes if node.node_id == node_id)
         assert node.commandstats().get("get", 0) >= 1
 

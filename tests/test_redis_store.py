@@ -22,10 +22,9 @@ from django_redis import get_redis_connection
 
 from django_msm import checks
 from django_msm.clock import SystemClock
+from django_msm.core.nodes import Node, NodeKind, parse_nodes
 from django_msm.exceptions import ConfigurationError, NodeUnavailable
-from django_msm.locking import SessionLocker
-from django_msm.nodes import Node, NodeKind, parse_nodes
-from django_msm.registry import get_registry
+from django_msm.runtime import cache_client, get_cluster
 from django_msm.session import SessionStore
 from django_msm.stores import create_store
 from django_msm.stores.base import value_token
@@ -289,7 +288,8 @@ def test_backup_writes_to_a_paused_node_wait_only_the_backup_timeout(
 # -- id:cache:ALIAS -----------------------------------------------------------------------------
 def test_cache_alias_uses_django_redis_client(server: RedisProcess, raw: Any) -> None:
     with override_settings(CACHES={"default": redis_cache(server, SOCKET_TIMEOUT=0.6)}):
-        store = create_store(Node("c1", NodeKind.CACHE, "default"), 5.0, 0.1, SystemClock())
+        node = Node("c1", NodeKind.CACHE, "default")
+        store = create_store(node, 5.0, 0.1, SystemClock(), cache_client("default"))
         assert isinstance(store, RedisStore)
         client = get_redis_connection("default")
         assert store.client.connection_pool is client.connection_pool
@@ -305,9 +305,15 @@ def test_cache_alias_uses_django_redis_client(server: RedisProcess, raw: Any) ->
 
 def test_cache_alias_that_is_not_django_redis_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="'default' is not a django-redis cache"):
-        RedisStore(Node("c1", NodeKind.CACHE, "default"), 1.0)
+        cache_client("default")
     with pytest.raises(ConfigurationError, match="'nope' is not a django-redis cache"):
-        RedisStore(Node("c1", NodeKind.CACHE, "nope"), 1.0)
+        cache_client("nope")
+
+
+def test_cache_alias_node_without_its_client_is_a_configuration_error() -> None:
+    """The store adapter never resolves Django cache aliases itself (runtime.py does)."""
+    with pytest.raises(ConfigurationError, match="needs the alias's client passed in"):
+        RedisStore(Node("c1", NodeKind.CACHE, "default"), 1.0)
 
 
 def test_create_store_dispatches_redis_forms(server: RedisProcess) -> None:
@@ -447,7 +453,7 @@ def test_concurrent_increments_are_not_lost_with_locking_on_redis(redis_nodes) -
 def test_a_late_release_never_deletes_the_next_owners_redis_lock(redis_nodes) -> None:
     with locking_settings(redis_nodes(2), LOCK_EXPIRATION=1.0, LOCK_WAIT_TIMEOUT=4.0):
         key = session_with({"a": 1})
-        locker = SessionLocker(get_registry())
+        locker = get_cluster().locker
         first = locker.acquire(*located(key))
         second = locker.acquire(*located(key))  # gets it once the first expires
         assert first is not None and second is not None and second.proof != first.proof

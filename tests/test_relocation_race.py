@@ -20,7 +20,7 @@ from collections.abc import Callable
 import pytest
 from django.test import override_settings
 
-from django_msm import session_id
+from django_msm.core import keys as msm_keys
 from django_msm.session import SessionStore
 from tests.servers import MemcachedProcess
 
@@ -33,7 +33,7 @@ def _relocated_by_first_request(nodes: dict[str, MemcachedProcess]) -> tuple[str
     store.update({"user": "alice", "cart": ["apple"]})
     store.save()
     old = store.session_key
-    sid = session_id.parse(old)
+    sid = msm_keys.parse(old)
     assert old is not None and sid is not None
     nodes[sid.node_id].kill()
     first = SessionStore(old)

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from django_msm.exceptions import NodeUnavailable
-from django_msm.registry import get_registry
+from django_msm.runtime import get_registry
 
 pytestmark = pytest.mark.integration
 RETRY_TIMEOUT = 0.2

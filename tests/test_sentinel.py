@@ -17,7 +17,7 @@ from django.conf import settings
 from django.test import override_settings
 from django_redis import get_redis_connection
 
-from django_msm.conf import get_config
+from django_msm.runtime import get_config
 from tests.redis_servers import RedisProcess, SentinelProcess, wait_until
 from tests.visitors import Visitor, new_visitors
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from django_msm.session_id import MAX_KEY_LENGTH, SessionId, new_id, parse
+from django_msm.core.keys import MAX_KEY_LENGTH, SessionId, new_id, parse
 
 BASE = "k3j0a9x2m4p5q6r7s8t9u0v1w2y3z4b5"
 KEY_RE = re.compile(r"\A[a-z0-9]{32}(-[A-Za-z0-9_]+)?(\.[A-Za-z0-9_]+)?\Z")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
+from django_msm.core.stats import statistics
 from django_msm.session import SessionStore
-from django_msm.stats import statistics
 
 pytestmark = pytest.mark.integration
 

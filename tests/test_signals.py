@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
-from django_msm import session_id, signals
+from django_msm import signals
+from django_msm.core import keys as msm_keys
 from django_msm.session import SessionStore
 
 pytestmark = pytest.mark.integration
@@ -47,7 +48,7 @@ def session_on(node_id: str, **data) -> str:
         store = SessionStore()
         store.update(data)
         store.save()
-        if session_id.parse(store.session_key).node_id == node_id:
+        if msm_keys.parse(store.session_key).node_id == node_id:
             return store.session_key
     raise AssertionError(f"no session landed on {node_id}")
 
@@ -79,7 +80,7 @@ def test_session_relocated_when_its_node_died(memcached_nodes, received):
         store.save()
         moved = [kwargs for name, kwargs in received if name == "session_relocated"]
         assert moved == [{"old_key": key, "new_key": store.session_key}]
-        assert session_id.parse(store.session_key).node_id == "n2"
+        assert msm_keys.parse(store.session_key).node_id == "n2"
         assert SessionStore(store.session_key)["cart"] == ["apple"]
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import pytest
 from django.test import override_settings
 
-from django_msm.registry import get_registry
+from django_msm.runtime import get_cluster
 from django_msm.session import SessionStore
 from tests.servers import MemcachedProcess
 
@@ -71,7 +71,7 @@ def test_sticky_local_copies_stay_within_the_configured_bound(
         full = rss()
         create_sessions(SESSIONS - WARM_UP - 1)
         after = rss()
-        local = get_registry().local
+        local = get_cluster().local
         assert local is not None
         held, held_bytes = len(local), local.size_bytes
     allowance = MAX_BYTES + held * PER_ENTRY + SLACK

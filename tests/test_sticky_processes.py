@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from django_msm import session_id
+from django_msm.core import keys as msm_keys
 from tests.appservers import AppFleet, AppServer, Browser
 from tests.servers import MemcachedProcess, NodeStats, raw_client
 from tests.visitors import node_of
@@ -35,7 +35,7 @@ def stored_keys(nodes: list[MemcachedProcess], key: str) -> dict[str, bool]:
 
 
 def route_of(key: str | None) -> str | None:
-    sid = session_id.parse(key)
+    sid = msm_keys.parse(key)
     return None if sid is None else sid.route
 
 
@@ -85,7 +85,7 @@ def test_workers_of_one_route_never_serve_stale_and_another_route_takes_over(
         carts[index].append("taken-over")
         assert (reply.body["count"], reply.body["cart"]) == (ROUNDS + 1, carts[index])
         assert reply.set_cookie is not None and route_of(reply.set_cookie) == "r2"
-        assert session_id.parse(reply.set_cookie).base != session_id.parse(old_key).base
+        assert msm_keys.parse(reply.set_cookie).base != msm_keys.parse(old_key).base
         assert not any(stored_keys(nodes, old_key).values()), "old key's copies left behind"
         new_copies = stored_keys(nodes, reply.set_cookie)
         assert new_copies[f"{node_of(reply.set_cookie)}:{reply.set_cookie}"]

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.test import Client, override_settings
 
-from django_msm import session_id
+from django_msm.core import keys as msm_keys
 from django_msm.session import SessionStore
 
 
@@ -40,7 +40,7 @@ def msm_settings(nodes: Sequence[Node], **extra: Any) -> override_settings:
 
 def node_of(key: str | None) -> str | None:
     """The node id a session key names (None for no key or a malformed one)."""
-    sid = session_id.parse(key)
+    sid = msm_keys.parse(key)
     return None if sid is None else sid.node_id
 
 

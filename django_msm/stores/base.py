@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import hashlib
 
-from ..nodes import Node
+from ..core.nodes import Node
 
 
 def value_token(value: bytes) -> bytes:

@@ -21,8 +21,8 @@ from pymemcache.exceptions import (
 )
 
 from ..clock import Clock, SystemClock
+from ..core.nodes import Node
 from ..exceptions import ItemTooLarge, NodeUnavailable
-from ..nodes import Node
 from .base import Store
 
 logger = logging.getLogger(__name__)

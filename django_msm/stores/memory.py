@@ -9,8 +9,8 @@ from __future__ import annotations
 import threading
 
 from ..clock import Clock, SystemClock
+from ..core.nodes import Node, NodeKind
 from ..exceptions import NodeUnavailable
-from ..nodes import Node, NodeKind
 from .base import Store
 
 

@@ -9,7 +9,8 @@ Where the client comes from depends on the node form (DESIGN.md, MEMCACHED_NODES
   already decides when to try a node again.
 * ``id:cache:ALIAS``: the raw client django-redis built for that ``CACHES`` entry, so its pools,
   Sentinel client, socket timeouts and options apply (to backup writes too: its timeouts are
-  the cache's). django-redis owns it; we never close it.
+  the cache's). django-redis owns it; we never close it. ``django_msm.runtime`` resolves the
+  alias and passes the client in: this module knows nothing of Django.
 
 Each Store call is one atomic Redis command: ``add`` is ``SET NX EX``, ``replace`` is
 ``SET XX EX`` (an update never resurrects a deleted session), ``touch`` is ``EXPIRE``, a lock is
@@ -30,8 +31,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from ..core.nodes import Node, NodeKind
 from ..exceptions import ConfigurationError, NodeUnavailable
-from ..nodes import Node, NodeKind
 from .base import Store
 
 if TYPE_CHECKING:
@@ -100,18 +101,6 @@ def url_client(url: str, timeout: float) -> Redis:
     )
 
 
-def cache_client(alias: str) -> Redis:
-    """Return django-redis's raw write client for a ``CACHES`` alias (no I/O happens here)."""
-    from django.core.cache import InvalidCacheBackendError
-    from django_redis import get_redis_connection
-
-    try:
-        return get_redis_connection(alias, write=True)
-    except (InvalidCacheBackendError, NotImplementedError) as exc:
-        msg = f"cache alias {alias!r} is not a django-redis cache: {exc}"
-        raise ConfigurationError(msg) from exc
-
-
 class RedisStore(Store):
     """A Redis node: one thread-safe redis-py client, shared by every request of the process."""
 
@@ -127,7 +116,8 @@ class RedisStore(Store):
         if client is not None:
             self.client = client
         elif node.kind is NodeKind.CACHE:
-            self.client = cache_client(node.address)
+            msg = f"node {node.label!r}: a cache:ALIAS node needs the alias's client passed in"
+            raise ConfigurationError(msg)
         else:
             self.client = url_client(node.address, timeout)
         self.backup_client = self.client

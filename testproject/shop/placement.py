@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django_msm import session_id
-from django_msm.failover import NodeState
-from django_msm.nodes import Node
-from django_msm.registry import NodeRegistry, get_registry
+from django_msm.core import keys as msm_keys
+from django_msm.core.health import NodeState
+from django_msm.core.nodes import Node
+from django_msm.core.registry import NodeRegistry
+from django_msm.runtime import get_registry
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def describe(session_key: str | None) -> Placement:
         NodeView(node.label, registry.health[node].state.value, registry.health[node].last_error)
         for node in registry.nodes
     )
-    sid = session_id.parse(session_key)
+    sid = msm_keys.parse(session_key)
     primary = registry.node_for(sid) if sid is not None else None
     if primary is None:
         return Placement(session_key, None, None, nodes)

@@ -15,8 +15,8 @@ from django.contrib.auth import authenticate, login
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_POST
 
+from django_msm.core.stats import statistics
 from django_msm.decorators import session_lock, session_readonly
-from django_msm.stats import statistics
 from tests.views import store_big
 
 USERNAME = "alice"

@@ -14,7 +14,7 @@ application = get_wsgi_application()
 # The tests count node commands; statistics publishing (every 5 s, at the end of a request)
 # would add writes at random moments. Like tests/conftest.py, publishing is off unless asked.
 if os.environ.get("MSM_PUBLISH") != "1":
-    from django_msm import publish
+    from django_msm.ops import publish
 
     publish.disconnect()
 

@@ -14,7 +14,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.management.color import Style, no_style
 
-from django_msm.status import ClusterStatus, NodeStatus, collect_status, to_dict
+from django_msm.ops.status import ClusterStatus, NodeStatus, collect_status, to_dict
 
 CHECK_FAILED = 2
 COLUMNS = ("NODE", "ADDRESS", "KIND", "ROLE", "STATE", "PROBE", "LATENCY", "VERSION", "UPTIME",

@@ -16,9 +16,9 @@ import enum
 import logging
 import threading
 
-from .clock import Clock
-from .exceptions import NodeUnavailable
-from .signals import node_down, node_up
+from ..clock import Clock
+from ..exceptions import NodeUnavailable
+from .events import ClusterEvents
 from .stats import statistics
 
 logger = logging.getLogger(__name__)
@@ -32,8 +32,16 @@ class NodeState(enum.Enum):
 class NodeHealth:
     """This process's view of one node. Thread-safe: requests share it."""
 
-    def __init__(self, label: str, retry_timeout: float, retry_attempts: int, clock: Clock):
+    def __init__(
+        self,
+        label: str,
+        retry_timeout: float,
+        retry_attempts: int,
+        clock: Clock,
+        events: ClusterEvents | None = None,
+    ):
         self.label = label
+        self.events = events or ClusterEvents()
         self.retry_timeout = retry_timeout
         self.retry_attempts = retry_attempts
         self.clock = clock
@@ -74,7 +82,7 @@ class NodeHealth:
             self.state = NodeState.UP
             self.failures = 0
         if came_back:
-            node_up.send(sender=NodeHealth, node_id=self.label)
+            self.events.node_up(self.label)
 
     def record_failure(self, error: NodeUnavailable) -> None:
         """Quarantine the node after an error or timeout."""
@@ -89,7 +97,7 @@ class NodeHealth:
             self.state = NodeState.QUARANTINED
             self._retry_at = self.clock.monotonic() + self.retry_timeout
         if went_down:
-            node_down.send(sender=NodeHealth, node_id=self.label, error=self.last_error)
+            self.events.node_down(self.label, self.last_error)
 
     @property
     def dead(self) -> bool:

@@ -13,8 +13,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..exceptions import NodeUnavailable
 from .envelope import Copy
-from .exceptions import NodeUnavailable
 from .hostversions import HostVersions
 
 

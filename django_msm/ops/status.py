@@ -22,11 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from .failover import NodeHealth
+from ..core.cluster import Cluster
+from ..core.health import NodeHealth
+from ..stores import Store
 from .inspectors import CountError, Counts, Probe, inspector_for
 from .publish import Figures, read_published, total
-from .registry import NodeRegistry, get_registry
-from .stores import Store
 
 SCHEMA_VERSION = 1
 MEMORY_WARNING = 0.9
@@ -184,12 +184,16 @@ def _count(store: Store, prefix: str, timeout: float) -> tuple[Counts | None, st
 
 
 def collect_status(
-    registry: NodeRegistry | None = None, *, count: bool = True, statistics: bool = True
+    cluster: Cluster | None = None, *, count: bool = True, statistics: bool = True
 ) -> ClusterStatus:
     """Probe, count and read published statistics; every node is handled in parallel."""
-    registry = registry or get_registry()
-    timeout = registry.config.operation_timeout
-    prefix = registry.config.storage_prefix
+    if cluster is None:
+        from ..runtime import get_cluster  # the process's cluster, built from the settings
+
+        cluster = get_cluster()
+    registry = cluster.registry
+    timeout = cluster.config.operation_timeout
+    prefix = cluster.config.storage_prefix
     nodes = list(registry.nodes)
     with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
         probes = list(pool.map(lambda node: _probe(registry.stores[node], timeout), nodes))
@@ -198,7 +202,7 @@ def collect_status(
         if count:
             counts = pool.map(lambda node: _count(registry.stores[node], prefix, timeout), up)
             counted = dict(zip(up, counts, strict=True))
-    instances = read_published(registry, up, time.time()) if statistics else []
+    instances = read_published(cluster, up, time.time()) if statistics else []
     return ClusterStatus(
         nodes=tuple(
             NodeStatus(

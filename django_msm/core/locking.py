@@ -27,19 +27,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from .exceptions import LockTimeout, NodeUnavailable
+from ..clock import Clock
+from ..exceptions import LockTimeout, NodeUnavailable
+from .config import LockTimeoutPolicy, MsmConfig
+from .keys import SessionId
 from .nodes import Node
-from .session_id import SessionId
+from .registry import NodeRegistry
 from .stats import statistics
-
-if TYPE_CHECKING:  # the registry holds this module's ReadOnlyRequests
-    from .registry import NodeRegistry
 
 logger = logging.getLogger(__name__)
 
-LOCK_PREFIX = "lock:"
 FIRST_BACKOFF = 0.005
 MAX_BACKOFF = 0.1
 
@@ -56,10 +54,17 @@ class SessionLock:
 class SessionLocker:
     """Acquire and release session locks through the registry (injectable sleep for tests)."""
 
-    def __init__(self, registry: NodeRegistry, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        registry: NodeRegistry,
+        config: MsmConfig,
+        clock: Clock,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.registry = registry
-        self.config = registry.config
-        self.clock = registry.clock
+        self.config = config
+        self.clock = clock
+        self.keys = config.keys
         self.sleep = sleep
 
     def _lock_node(self, primary: Node) -> Node | None:
@@ -71,7 +76,7 @@ class SessionLocker:
 
     def acquire(self, sid: SessionId, primary: Node) -> SessionLock | None:
         """Return the lock, or None when it could not be had within the wait budget."""
-        key = f"{LOCK_PREFIX}{self.config.storage_prefix}{sid}"
+        key = self.keys.lock(sid)
         token = secrets.token_hex(16).encode()
         started = self.clock.monotonic()
         deadline = started + self.config.lock_wait
@@ -101,7 +106,7 @@ class SessionLocker:
         if lock is not None:
             return lock
         waited = self.clock.monotonic() - started
-        if self.config.lock_timeout_policy == "fail":
+        if self.config.lock_timeout_policy is LockTimeoutPolicy.FAIL:
             raise LockTimeout(str(sid), waited)
         logger.warning("session %s used without its lock after %.2f s", sid, waited)
         return None

@@ -21,7 +21,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from .exceptions import CorruptCopy
+from ..exceptions import CorruptCopy
 
 VERSION = 1
 _HEADER = struct.Struct(">BBBQdd")

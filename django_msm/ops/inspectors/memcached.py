@@ -16,10 +16,9 @@ from collections import Counter
 from collections.abc import Iterator
 from urllib.parse import quote
 
-from ..stores import Store
+from ...core.keys import BACKUP_PREFIX, SESSION_KEY_PATTERN
+from ...stores import Store
 from . import (
-    BACKUP_PREFIX,
-    SESSION_KEY_PATTERN,
     TOMBSTONE_SIZE,
     CountError,
     Counts,

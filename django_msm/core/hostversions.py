@@ -27,7 +27,7 @@ import os
 import struct
 import tempfile
 
-from .clock import Clock
+from ..clock import Clock
 
 # seq, pad, fingerprint, trusted until (CLOCK_MONOTONIC, shared by the host's processes), token
 _SLOT = struct.Struct("<IIQdB40s")

@@ -15,10 +15,9 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from ..stores import Store
+from ...core.keys import BACKUP_PREFIX, SESSION_KEY_PATTERN
+from ...stores import Store
 from . import (
-    BACKUP_PREFIX,
-    SESSION_KEY_PATTERN,
     TOMBSTONE_SIZE,
     CountError,
     Counts,

@@ -27,11 +27,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .clock import Clock, SystemClock
-from .exceptions import NodeUnavailable
-from .nodes import Node
-from .registry import NodeRegistry, get_registry
-from .stats import BUCKETS, Histogram, Statistics, statistics
+from ..clock import Clock, SystemClock
+from ..core.cluster import Cluster
+from ..core.keys import KeyLayout
+from ..core.nodes import Node
+from ..core.registry import NodeRegistry
+from ..core.stats import BUCKETS, Histogram, Statistics, statistics
+from ..exceptions import NodeUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +94,7 @@ def instance_name() -> str:
 
 
 def stats_key(prefix: str, name: str) -> str:
-    return f"msm:stats:{prefix}{name}"
+    return KeyLayout(prefix).stats(name)
 
 
 def _sparse(buckets: tuple[int, ...]) -> dict[int, int]:
@@ -140,7 +142,7 @@ class Publisher:
         self._due = 0.0
         self._lock = threading.Lock()
 
-    def maybe_publish(self, registry: NodeRegistry | None = None) -> bool:
+    def maybe_publish(self, cluster: Cluster | None = None) -> bool:
         """Publish if the interval has passed and no other thread is publishing right now."""
         if self.clock.monotonic() < self._due or not self._lock.acquire(blocking=False):
             return False
@@ -148,32 +150,32 @@ class Publisher:
             if self.clock.monotonic() < self._due:
                 return False
             self._due = self.clock.monotonic() + self.interval
-            self.publish(registry or get_registry())
+            self.publish(cluster or _process_cluster())
             return True
         finally:
             self._lock.release()
 
-    def publish(self, registry: NodeRegistry) -> int:
+    def publish(self, cluster: Cluster) -> int:
         """Write this instance's figures to every available node; return how many took them."""
         counters, timings = export(self.stats)
         name = instance_name()
         now = self.clock.time()
         data = encode(Figures(name, counters, timings, now))
-        key = stats_key(registry.config.storage_prefix, name)
+        registry, key = cluster.registry, cluster.keys.stats(name)
         written = 0
         for node in registry.nodes:
             try:
                 registry.call(node, lambda store: store.set(key, data, self.ttl))
-                self._register(registry, node, name, now)
+                self._register(cluster, node, name, now)
             except NodeUnavailable as exc:
                 logger.debug("statistics not published to node %s: %s", node.label, exc)
                 continue
             written += 1
         return written
 
-    def _register(self, registry: NodeRegistry, node: Node, name: str, now: float) -> None:
+    def _register(self, cluster: Cluster, node: Node, name: str, now: float) -> None:
         """Make sure the node's index lists this instance; rewrite it under an ``add`` lock."""
-        prefix = registry.config.storage_prefix
+        registry, prefix = cluster.registry, cluster.config.storage_prefix
         index_key, lock_key = stats_key(prefix, "index"), stats_key(prefix, "index.lock")
         index = _read_index(registry.call(node, lambda store: store.get(index_key)))
         if index.get(name, 0) > now + self.ttl / 2:
@@ -199,12 +201,12 @@ def _read_index(data: bytes | None) -> dict[str, float]:
         return {}
 
 
-def read_published(registry: NodeRegistry, nodes: Iterable[Node], now: float) -> list[Figures]:
+def read_published(cluster: Cluster, nodes: Iterable[Node], now: float) -> list[Figures]:
     """Return the newest published figures of every live instance found on ``nodes``.
 
     A node that fails once is not asked again, so a node that hangs costs one timeout.
     """
-    prefix = registry.config.storage_prefix
+    registry, prefix = cluster.registry, cluster.config.storage_prefix
     live = list(nodes)
     names: set[str] = set()
     for node in list(live):
@@ -268,11 +270,17 @@ def connect() -> None:
     """Publish at the end of requests (call from ``AppConfig.ready`` when statistics are on)."""
     from django.core.signals import request_finished
 
-    request_finished.connect(on_request_finished, dispatch_uid="django_msm.publish")
+    request_finished.connect(on_request_finished, dispatch_uid="django_msm.ops.publish")
 
 
 def disconnect() -> None:
     """Stop publishing at the end of requests."""
     from django.core.signals import request_finished
 
-    request_finished.disconnect(dispatch_uid="django_msm.publish")
+    request_finished.disconnect(dispatch_uid="django_msm.ops.publish")
+
+
+def _process_cluster() -> Cluster:
+    from ..runtime import get_cluster  # ops sit beside the runtime; resolved when publishing
+
+    return get_cluster()

@@ -2,8 +2,8 @@
 
 Where copies live (DESIGN.md, "Deterministic backup placement"):
 
-* primary: ``<prefix><key>`` on the node the key names;
-* backup: ``bak:<prefix><key>`` on the first node of ``NodeRegistry.backup_nodes(primary)``
+* primary: ``KeyLayout.primary`` on the node the key names;
+* backup: ``KeyLayout.backup`` on the first node of ``NodeRegistry.backup_nodes(primary)``
   that is not quarantined. Readers walk the same list, so every process finds it.
 
 What keeps a deleted session deleted: a deletion that cannot reach every place a copy may live
@@ -19,18 +19,19 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from ..clock import Clock
+from ..exceptions import CorruptCopy, NodeUnavailable, NoNodesAvailable, SessionTooLarge
+from ..stores import Store
+from .away import AwayMarks
+from .config import MsmConfig
 from .envelope import Copy, Kind, pack, unpack
-from .exceptions import CorruptCopy, NodeUnavailable, NoNodesAvailable, SessionTooLarge
+from .keys import SessionId, new_id
 from .nodes import Node
 from .registry import NodeRegistry
-from .session_id import SessionId, new_id
 from .stats import statistics
-from .stores import Store
 
 logger = logging.getLogger(__name__)
 
-BACKUP_PREFIX = "bak:"
-FORWARD_PREFIX = "fwd:"
 # Random 32-char keys collide with odds of 36**-32; more than a few failed `add`s on one node
 # means something else is wrong, so the loop gives up rather than hammering the node.
 CREATE_ATTEMPTS = 3
@@ -55,23 +56,16 @@ class Loaded:
 
 
 class BackupSessionService:
-    """Reads and writes the copies of sessions through a NodeRegistry."""
+    """Reads and writes the copies of sessions through the cluster's registry."""
 
-    def __init__(self, registry: NodeRegistry):
+    def __init__(self, registry: NodeRegistry, config: MsmConfig, away: AwayMarks, clock: Clock):
         self.registry = registry
-        self.config = registry.config
-        self.clock = registry.clock
+        self.config = config
+        self.away = away
+        self.clock = clock
+        self.keys = config.keys
 
-    # -- keys and codec ---------------------------------------------------------------------
-    def primary_key(self, sid: SessionId) -> str:
-        return f"{self.config.storage_prefix}{sid}"
-
-    def backup_key(self, sid: SessionId) -> str:
-        return f"{BACKUP_PREFIX}{self.config.storage_prefix}{sid}"
-
-    def forward_key(self, sid: SessionId) -> str:
-        return f"{FORWARD_PREFIX}{self.config.storage_prefix}{sid}"
-
+    # -- codec --------------------------------------------------------------------------------
     def pack(self, copy: Copy) -> bytes:
         """Sign and size-check a copy before anything is written."""
         data = pack(copy, self.config.signing_keys[0], self.config.compress_min_size)
@@ -104,7 +98,7 @@ class BackupSessionService:
         """
         best: Copy | None = None
         best_node = primary
-        key = self.backup_key(sid)
+        key = self.keys.backup(sid)
         for node in self.registry.backup_nodes(primary):
             try:
                 data = self.registry.call(node, lambda store: store.get(key))
@@ -118,7 +112,7 @@ class BackupSessionService:
     def _retired(self, sid: SessionId, node: Node) -> Loaded:
         """No session under this key: a miss, unless a relocation left a forward to the new
         key on the node that answered."""
-        key = self.forward_key(sid)
+        key = self.keys.forward(sid)
         try:
             forward = self.registry.call(node, lambda store: store.get(key))
         except NodeUnavailable:
@@ -137,7 +131,7 @@ class BackupSessionService:
         return loaded
 
     def _load(self, sid: SessionId, primary: Node) -> Loaded:
-        key = self.primary_key(sid)
+        key = self.keys.primary(sid)
         try:  # only sticky mode keeps versions; elsewhere a plain get spares computing one
             data, token = self.registry.call(
                 primary,
@@ -166,14 +160,14 @@ class BackupSessionService:
             return Loaded()
         if copy.is_tombstone:
             return self._retired(sid, primary)
-        self.registry.away.refresh_if_due()  # what other processes saw of the primary
+        self.away.refresh_if_due()  # what other processes saw of the primary
         if self.registry.health[primary].suspect(copy.written_at):
             return self._verify(sid, primary, copy)
         return Loaded(copy, token=token)
 
     def version(self, sid: SessionId, primary: Node) -> bytes | None:
         """Return the primary copy's version token without moving it (NodeUnavailable)."""
-        key = self.primary_key(sid)
+        key = self.keys.primary(sid)
         return self.registry.call(primary, lambda store: store.version(key))
 
     def _verify(self, sid: SessionId, primary: Node, copy: Copy) -> Loaded:
@@ -186,7 +180,7 @@ class BackupSessionService:
             return Loaded(backup, from_backup=True, relocate=True)
         fresh = replace(copy, written_at=self.clock.time())
         ttl = max(1, int(copy.expires_at - self.clock.time()))
-        data, key = self.pack(fresh), self.primary_key(sid)
+        data, key = self.pack(fresh), self.keys.primary(sid)
         self._try(primary, lambda store: store.replace(key, data, ttl))
         return Loaded(copy)
 
@@ -200,7 +194,7 @@ class BackupSessionService:
 
     def write_backup(self, sid: SessionId, primary: Node, data: bytes, ttl: int) -> Node | None:
         """Store the backup copy on the first backup node that takes it."""
-        key = self.backup_key(sid)
+        key = self.keys.backup(sid)
         for node in self.registry.backup_nodes(primary):
             if self._try(node, lambda store: store.set(key, data, ttl)):
                 return node
@@ -219,7 +213,7 @@ class BackupSessionService:
         for node in self.registry.new_session_nodes():
             for _ in range(CREATE_ATTEMPTS):
                 sid = new_id(node.id, route)
-                key = self.primary_key(sid)
+                key = self.keys.primary(sid)
                 try:
                     token = self.registry.call(
                         node, lambda s, k=key: s.add_versioned(k, data, ttl)
@@ -237,7 +231,7 @@ class BackupSessionService:
 
     def add(self, sid: SessionId, primary: Node, copy: Copy, ttl: int) -> bytes | None:
         """Store a session under a given key only if the key is free; return its token."""
-        data, key = self.pack(copy), self.primary_key(sid)
+        data, key = self.pack(copy), self.keys.primary(sid)
         token = self.registry.call(primary, lambda s: s.add_versioned(key, data, ttl))
         if token is not None:
             self.write_backup(sid, primary, data, ttl)
@@ -251,7 +245,7 @@ class BackupSessionService:
         Return the outcome and the new version token. Raises NodeUnavailable when the primary
         cannot be written: the caller relocates.
         """
-        data, key = self.pack(copy), self.primary_key(sid)
+        data, key = self.pack(copy), self.keys.primary(sid)
         token = self.registry.call(primary, lambda store: store.replace_versioned(key, data, ttl))
         if token is not None:
             statistics.incr("saves")
@@ -264,11 +258,11 @@ class BackupSessionService:
 
         Raises NodeUnavailable when the primary cannot be reached.
         """
-        key = self.primary_key(sid)
+        key = self.keys.primary(sid)
         if not self.registry.call(primary, lambda store: store.touch(key, ttl)):
             return self._after_primary_miss(sid, primary)
         statistics.incr("touches")
-        bkey = self.backup_key(sid)
+        bkey = self.keys.backup(sid)
         for node in self.registry.backup_nodes(primary):
             if self.registry.health[node].suspect(copy.written_at):
                 break  # it was away: its copy may be stale, so rewrite rather than touch
@@ -304,8 +298,8 @@ class BackupSessionService:
         leave a forward.
         """
         statistics.incr("deletes")
-        places = [(primary, self.primary_key(sid))]
-        places += [(node, self.backup_key(sid)) for node in self.registry.backup_nodes(primary)]
+        places = [(primary, self.keys.primary(sid))]
+        places += [(node, self.keys.backup(sid)) for node in self.registry.backup_nodes(primary)]
         reached = [(n, k) for n, k in places if self._try(n, lambda s, k=k: s.delete(k))]
         if reached and len(reached) < len(places):
             now = self.clock.time()
@@ -315,7 +309,7 @@ class BackupSessionService:
         if not reached:
             logger.error("session %s could not be deleted: no node holding it answered", sid)
         if moved_to is not None:
-            forward, fkey = str(moved_to).encode(), self.forward_key(sid)
+            forward, fkey = str(moved_to).encode(), self.keys.forward(sid)
             for node in dict.fromkeys(node for node, _ in reached):
                 self._try(node, lambda store: store.set(fkey, forward, ttl))
 

@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
 
-from django.conf import settings
-
-from .exceptions import NodeUnavailable
+from ..clock import Clock
+from ..exceptions import NodeUnavailable
+from .keys import KeyLayout
 from .nodes import Node
-
-if TYPE_CHECKING:  # the registry owns the marks
-    from .registry import NodeRegistry
+from .registry import NodeRegistry
 
 logger = logging.getLogger(__name__)
 REFRESH_INTERVAL = 5.0
@@ -31,18 +28,22 @@ REFRESH_INTERVAL = 5.0
 class AwayMarks:
     """Publish and read the away marks of a registry's nodes."""
 
-    def __init__(self, registry: NodeRegistry):
+    def __init__(self, registry: NodeRegistry, keys: KeyLayout, clock: Clock, lifetime: int):
         self.registry = registry
+        self.keys = keys
+        self.clock = clock
+        # A mark must outlive every copy it casts doubt on: the longest session, at least a day.
+        self.ttl = max(int(lifetime), 86_400)
         self._next_refresh = 0.0  # due at once: a new process reads the marks first
         self._lock = threading.Lock()
 
     def key(self, node: Node) -> str:
-        return f"msm:away:{self.registry.config.storage_prefix}{node.label}"
+        return self.keys.away(node.label)
 
     def publish(self, away: Node) -> None:
         """Tell the other nodes that ``away`` failed now (a failure path; no health updates)."""
-        value = b"%.6f" % self.registry.clock.time()
-        ttl = max(int(settings.SESSION_COOKIE_AGE), 86_400)
+        value = b"%.6f" % self.clock.time()
+        ttl = self.ttl
         for node in self.registry.nodes:
             if node is away or not self.registry.health[node].probe_due():
                 continue
@@ -53,7 +54,7 @@ class AwayMarks:
 
     def refresh_if_due(self) -> None:
         """Read the marks if the interval has passed; one caller at a time does it."""
-        now = self.registry.clock.monotonic()
+        now = self.clock.monotonic()
         if now < self._next_refresh or not self._lock.acquire(blocking=False):
             return
         try:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .exceptions import ConfigurationError
+from ..exceptions import ConfigurationError
 
 
 class NodeKind(enum.Enum):

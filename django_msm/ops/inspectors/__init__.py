@@ -9,7 +9,7 @@ Every node kind provides two functions, looked up by ``inspector_for(node)``:
 
 Kinds without an inspector of their own are probed with ``Store.ping()`` and not counted.
 
-Key forms (``backup.py``): a primary copy is ``<prefix><session key>``, a backup copy
+Key forms (``core.keys.KeyLayout``): a primary copy is ``<prefix><session key>``, a backup copy
 ``bak:<prefix><session key>``. A tombstone (a deleted or relocated session) has the same key
 form, but its value is exactly ``TOMBSTONE_SIZE`` bytes; a session copy always has a payload, so
 it is larger, and tombstones are left out of the counts.
@@ -22,17 +22,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..envelope import Copy, Kind, pack
-from ..exceptions import NodeUnavailable
-from ..nodes import Node, NodeKind
-from ..session_id import NAME_PATTERN
-from ..stores import Store
+from ...core.envelope import Copy, Kind, pack
+from ...core.nodes import Node, NodeKind
+from ...exceptions import NodeUnavailable
+from ...stores import Store
 
 TOMBSTONE_SIZE = len(pack(Copy(Kind.TOMBSTONE, 0, 0.0, 0.0), b"size", 1))
-BACKUP_PREFIX = "bak:"
 PINGS = 3
-# The session key after the storage prefix: base, then optional node id and route (groups 1, 2).
-SESSION_KEY_PATTERN = rf"[a-z0-9]{{32}}(?:-({NAME_PATTERN}))?(?:\.({NAME_PATTERN}))?"
 
 
 class CountError(Exception):

@@ -1,0 +1,80 @@
+"""Cluster: one process's parts for a configuration, composed in one place.
+
+``django_msm.runtime`` builds one from the settings and keeps it process-wide; tests build their
+own from an ``MsmConfig`` and in-memory stores. Each part is handed what it needs here and
+nothing reaches through another part to find a third:
+
+* ``registry``: nodes, stores, health, placement, guarded calls;
+* ``away``: the away marks shared through the nodes (told of every failed call);
+* ``copies``: where a session's copies are and how they are read and written;
+* ``locker`` and ``read_only``: session locking and ``auto`` mode's memory;
+* ``writer``: SESSION_BACKUP_ASYNC's worker pool (None for synchronous writes);
+* ``sticky``: sticky mode's process-local copies and the host's version table (None otherwise).
+"""
+
+from __future__ import annotations
+
+from ..clock import Clock, SystemClock
+from ..stores import Store
+from .away import AwayMarks
+from .config import MsmConfig
+from .copies import BackupSessionService
+from .events import ClusterEvents
+from .hostversions import HostVersions
+from .locking import ReadOnlyRequests, SessionLocker
+from .nodes import Node
+from .registry import NodeRegistry
+from .stats import statistics
+from .sticky import LocalSessions, StickyCopies
+from .writer import BackupWriter
+
+
+class Cluster:
+    """The parts of django_msm for one configuration in one process."""
+
+    def __init__(
+        self,
+        config: MsmConfig,
+        clock: Clock | None = None,
+        stores: dict[Node, Store] | None = None,
+        events: ClusterEvents | None = None,
+    ):
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.events = events or ClusterEvents()
+        self.keys = config.keys
+        statistics.enabled = config.enable_statistics
+        self.registry = NodeRegistry(config, self.clock, stores, self.events)
+        self.away = AwayMarks(self.registry, self.keys, self.clock, config.session_lifetime)
+        self.registry.on_failure = self.away.publish
+        self.writer = (
+            BackupWriter(config.backup_threads, config.backup_queue_size)
+            if config.backup_async
+            else None
+        )
+        self.read_only = ReadOnlyRequests()
+        self.local: LocalSessions | None = None
+        self.sticky: StickyCopies | None = None
+        if config.sticky:
+            self.local = LocalSessions(config.local_cache_entries, config.local_cache_bytes)
+            self.sticky = StickyCopies(self.local, _host_versions(config, self.clock))
+        self.copies = BackupSessionService(self.registry, config, self.away, self.clock)
+        self.locker = SessionLocker(self.registry, config, self.clock)
+
+    def close(self) -> None:
+        """Flush pending backup writes, unmap the host table, close the node connections."""
+        if self.writer is not None:
+            self.writer.flush()
+        if self.sticky is not None and self.sticky.host is not None:
+            self.sticky.host.close()
+        self.registry.close()
+
+
+def _host_versions(config: MsmConfig, clock: Clock) -> HostVersions | None:
+    if not (config.sticky and config.route and config.host_version_slots):
+        return None
+    nodes = ",".join(node.address for node in config.nodes)
+    secret = config.signing_keys[0].hex()[:16]
+    identity = f"{secret}|{config.storage_prefix}|{config.route}|{nodes}"
+    path = HostVersions.path_for(identity)
+    return HostVersions(path, config.host_version_slots, config.host_version_trust, clock)

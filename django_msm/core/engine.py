@@ -1,0 +1,289 @@
+"""SessionEngine: what one session store instance loads, saves and moves (no Django here).
+
+``django_msm.session.SessionStore`` maps Django's contract onto one engine held per instance,
+as Django's cache engine maps it onto one cache: the engine keeps what this request knows of
+its session (the copy it loaded or wrote, whether it must move, its lock) and decides every
+node operation through the cluster's parts. Payloads are bytes; the Django layer serializes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..exceptions import NodeUnavailable, SessionDeleted, SessionKeyTaken
+from .cluster import Cluster
+from .copies import Loaded, UpdateResult
+from .envelope import Copy
+from .failover import MoveReason, plan_move
+from .keys import SessionId, parse
+from .locking import SessionLock
+from .nodes import Node
+from .stats import statistics
+
+logger = logging.getLogger(__name__)
+Located = tuple[SessionId, Node]
+Decode = Callable[[bytes], "dict[str, Any] | None"]
+MAX_FORWARDS = 2  # a relocated session may be relocated again while a request is in flight
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a load gives the session store: the data, the key to keep, and whether this
+    response must carry the key (a move or a followed forward)."""
+
+    data: dict[str, Any]
+    key: str | None
+    resend_cookie: bool = False
+
+
+class SessionEngine:
+    """One session's view of the cluster for the length of a request."""
+
+    def __init__(self, cluster: Cluster, decode: Decode):
+        self.cluster = cluster
+        self.copies = cluster.copies
+        self.decode = decode
+        self.copy: Copy | None = None  # what was loaded or last written: revision, expiry
+        self.loaded_payload: bytes | None = None
+        self.move: MoveReason | None = None  # why the session must move to a new key at save
+        self.unreachable = False
+        self.lock: SessionLock | None = None
+        self._hops = 0  # forwards followed by this load (relocated keys)
+
+    def locate(self, key: str | None) -> Located | None:
+        """Parse a key and find its node; None for anything that must not reach a node."""
+        sid = parse(key)
+        if sid is None:
+            return None
+        node = self.cluster.registry.node_for(sid)
+        return None if node is None else (sid, node)
+
+    def _remember(self, sid: SessionId, copy: Copy, token: bytes | None, local: bool) -> None:
+        """Note the current copy; in sticky mode also keep it as the process-local primary."""
+        self.copy = copy
+        self.loaded_payload = copy.payload
+        self.move = None
+        self.unreachable = False
+        sticky = self.cluster.sticky
+        if local and sticky is not None:
+            sticky.remember(str(sid), copy, token)
+
+    def forget_local(self, sid: SessionId) -> None:
+        if self.cluster.sticky is not None:
+            self.cluster.sticky.forget(str(sid))
+
+    # -- loading ------------------------------------------------------------------------------
+    def load(self, key: str | None, lock: bool) -> Outcome:
+        """Load the session of ``key`` (taking its lock first if asked); a miss has key None."""
+        located = self.locate(key)
+        if located is None:
+            return Outcome({}, None)
+        if lock and self.lock is None:
+            self.lock = self.cluster.locker.acquire_or_raise(*located)
+        local = self._load_local(*located)
+        if local is not None:
+            return local
+        with statistics.timer("load"):
+            loaded = self.copies.load(*located)
+        if loaded.moved_to is not None and self._hops < MAX_FORWARDS:
+            return self._follow(loaded.moved_to, lock)
+        if loaded.unreachable:
+            logger.warning("no copy of a session on node %s reachable; serving it empty",
+                           located[1].label)
+            self.unreachable = True
+            return Outcome({}, key)
+        data = self._decode(loaded.copy)
+        if data is None or loaded.copy is None:
+            return Outcome({}, None)
+        self._remember(located[0], loaded.copy, loaded.token, local=not loaded.from_backup)
+        return Outcome(data, key, self._plan_move(*located, loaded))
+
+    def _decode(self, copy: Copy | None) -> dict[str, Any] | None:
+        return None if copy is None else self.decode(copy.payload)
+
+    def _follow(self, key: str, lock: bool) -> Outcome:
+        """Another request relocated this session: load it under its new key, and let this
+        response carry that key too (a late reply must not undo the move)."""
+        self._hops += 1
+        statistics.incr("forwards_followed")
+        self.release_lock()  # the old key's; the new key is locked by the load below
+        outcome = self.load(key, lock)
+        return Outcome(outcome.data, outcome.key, outcome.key is not None)
+
+    def _load_local(self, sid: SessionId, node: Node) -> Outcome | None:
+        """Sticky mode: serve the local copy if it is the current version."""
+        sticky = self.cluster.sticky
+        if sticky is None:
+            return None
+        entry = sticky.current(str(sid), lambda: self.copies.version(sid, node))
+        data = self._decode(entry.copy) if entry is not None else None
+        if entry is None or data is None:
+            return None
+        statistics.incr("loads_local")
+        self._remember(sid, entry.copy, entry.token, local=False)
+        return Outcome(data, str(sid), self._plan_move(sid, node, Loaded(entry.copy)))
+
+    def _plan_move(self, sid: SessionId, node: Node, loaded: Loaded) -> bool:
+        """Decide whether this session moves; True if the response must re-send the cookie."""
+        move = plan_move(
+            own_route=self.cluster.config.route,
+            key_route=sid.route,
+            from_backup=loaded.from_backup,
+            relocate_now=loaded.relocate,
+            on_failover_node=node.failover,
+            regular_available=self.cluster.registry.regular_available,
+        )
+        self.move = None if move is None else move.reason
+        return move is not None and move.resend_cookie
+
+    def exists(self, key: str | None) -> bool:
+        located = self.locate(key)
+        return located is not None and self.copies.load(*located).copy is not None
+
+    def release_lock(self) -> None:
+        """Release this request's session lock, if it holds one."""
+        lock, self.lock = self.lock, None
+        if lock is not None:
+            self.cluster.locker.release(lock)
+
+    # -- writing ------------------------------------------------------------------------------
+    def create(self, payload: bytes, ttl: int) -> str:
+        """Store a new session under a fresh key on an available node; return the key."""
+        copy = self.copies.new_copy(payload, ttl, revision=1)
+        sid, token = self.copies.create(copy, ttl, self.cluster.config.route)
+        self._remember(sid, copy, token, local=True)
+        return str(sid)
+
+    def save(self, key: str, payload: bytes, ttl: int, *, must_create: bool, touch: bool) -> str:
+        """Write what changed; return the session's key (a new one if it moved).
+
+        ``touch``: Django asked for a save of unchanged content (``modified`` or
+        SESSION_SAVE_EVERY_REQUEST): refresh the expiry, which also tells whether the session
+        was deleted meanwhile (Django's UpdateError contract). Raises SessionKeyTaken,
+        SessionDeleted.
+        """
+        if self.unreachable:
+            logger.warning("a session was not saved: its copies were unreachable")
+            return key
+        if must_create:
+            return self._save_new(key, payload, ttl)
+        if self.move or self.copy is None or payload != self.loaded_payload:
+            return self._save_changed(key, payload, ttl)
+        if touch or self._refresh_due(self.copy, ttl):
+            return self._touch(key, payload, ttl)
+        statistics.incr("saves_skipped_unchanged")
+        return key
+
+    def _save_new(self, key: str, payload: bytes, ttl: int) -> str:
+        copy = self.copies.new_copy(payload, ttl, revision=1)
+        located = self.locate(key)
+        if located is None:
+            sid, token = self.copies.create(copy, ttl, self.cluster.config.route)
+        else:
+            sid, token = located[0], self.copies.add(*located, copy, ttl)
+            if token is None:
+                raise SessionKeyTaken
+        self._remember(sid, copy, token, local=True)
+        return str(sid)
+
+    def _save_changed(self, key: str, payload: bytes, ttl: int) -> str:
+        located = self.locate(key)
+        if located is None or self.copy is None:
+            raise SessionDeleted
+        copy = self.copies.new_copy(payload, ttl, self.copy.revision + 1)
+        if self.move is not None:
+            return self._relocate(located, copy, ttl)
+        if self.cluster.writer is not None:
+            return self._save_async(located, copy, ttl)
+        try:
+            result, token = self.copies.update(*located, copy, ttl)
+        except NodeUnavailable:
+            result, token = UpdateResult.LOST, None
+        return self._settle(result, located, copy, token, ttl)
+
+    def _save_async(self, located: Located, copy: Copy, ttl: int) -> str:
+        """SESSION_BACKUP_ASYNC: write after the response, in order per session.
+
+        Until the write lands, this process serves its own copy (token None); other processes
+        may read the previous version meanwhile (msm #312, documented). If the primary lost the
+        session or cannot be reached, the new content goes to the backup copy, so the next
+        request relocates the session with this request's changes.
+        """
+        sid, node = located
+        copies, sticky = self.copies, self.cluster.sticky
+        self._remember(sid, copy, None, local=True)
+
+        def write() -> None:
+            try:
+                result, token = copies.update(sid, node, copy, ttl)
+            except NodeUnavailable:
+                result, token = UpdateResult.LOST, None
+            if sticky is not None:
+                if result is UpdateResult.STORED:
+                    sticky.confirm(str(sid), copy, token)
+                else:
+                    sticky.forget(str(sid))
+            if result is UpdateResult.LOST:
+                copies.write_backup(sid, node, copies.pack(copy), ttl)
+            elif result is UpdateResult.DELETED:
+                logger.warning("a session on node %s was deleted before its write; "
+                               "not resurrected", node.label)
+
+        assert self.cluster.writer is not None
+        self.cluster.writer.submit(str(sid), write)
+        return str(sid)
+
+    def _touch(self, key: str, payload: bytes, ttl: int) -> str:
+        located = self.locate(key)
+        assert located is not None and self.copy is not None
+        try:
+            result = self.copies.touch(*located, self.copy, ttl)
+        except NodeUnavailable:
+            return key  # both copies hold this content; a slow node is no reason to move it
+        if result is UpdateResult.STORED:
+            return key
+        copy = self.copies.new_copy(payload, ttl, self.copy.revision + 1)
+        return self._settle(result, located, copy, None, ttl)
+
+    def _settle(
+        self, result: UpdateResult, located: Located, copy: Copy, token: bytes | None, ttl: int
+    ) -> str:
+        if result is UpdateResult.DELETED:
+            self.forget_local(located[0])
+            raise SessionDeleted
+        if result is UpdateResult.LOST:
+            self.move = MoveReason.LOST
+            return self._relocate(located, copy, ttl)
+        self._remember(located[0], copy, token, local=True)
+        return str(located[0])
+
+    def _relocate(self, located: Located, copy: Copy, ttl: int) -> str:
+        """Move the session to a new key on a live node and retire every copy of the old key."""
+        old_sid, old_node = located
+        reason = self.move
+        assert reason is not None
+        new_sid, token = self.copies.create(copy, ttl, self.cluster.config.route)
+        self.copies.delete(old_sid, old_node, ttl, copy.revision, moved_to=new_sid)
+        self.forget_local(old_sid)
+        logger.info("a session moved from node %s to node %s (%s)",
+                    old_node.label, new_sid.node_id, reason.value)
+        self._remember(new_sid, copy, token, local=True)
+        statistics.incr("takeovers" if reason is MoveReason.TAKEOVER else "relocations")
+        self.cluster.events.session_moved(reason, str(old_sid), str(new_sid))
+        return str(new_sid)
+
+    def _refresh_due(self, copy: Copy, ttl: int) -> bool:
+        """True when less than half of the stored lifetime is left (SAVE_EVERY_REQUEST)."""
+        return copy.expires_at - self.copies.clock.time() < ttl / 2
+
+    def delete(self, key: str) -> None:
+        """Remove every copy of ``key``'s session (logout, flush, cycle_key)."""
+        located = self.locate(key)
+        if located is None:
+            return
+        self.forget_local(located[0])
+        revision = self.copy.revision if self.copy is not None else 0
+        self.copies.delete(*located, self.cluster.config.session_lifetime, revision)

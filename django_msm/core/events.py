@@ -1,0 +1,23 @@
+"""ClusterEvents: what the core tells the layer above it, without importing that layer.
+
+The core does not send Django signals; it calls these methods. ``django_msm.runtime`` passes a
+subclass that turns them into the signals of ``django_msm.signals``; tests and tools may pass
+their own, or use this one, which does nothing.
+"""
+
+from __future__ import annotations
+
+from .failover import MoveReason
+
+
+class ClusterEvents:
+    """No-op listener; override the methods you care about."""
+
+    def node_down(self, node_id: str, error: str) -> None:
+        """This process quarantined a node that was up."""
+
+    def node_up(self, node_id: str) -> None:
+        """A quarantined node answered again."""
+
+    def session_moved(self, reason: MoveReason, old_key: str, new_key: str) -> None:
+        """A session moved to a new key (the response carries the new cookie)."""

@@ -1,0 +1,118 @@
+"""NodeRegistry: the configured nodes, their stores, their health, placement and guarded calls.
+
+That is all it is. What a process builds on top of it (away marks, the backup writer, sticky
+copies, the copies service, the locker) is composed in ``core.cluster.Cluster``, and the
+process-wide instance is owned by ``django_msm.runtime``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import TypeVar
+
+from ..clock import Clock, SystemClock
+from ..exceptions import NodeUnavailable
+from ..stores import Store, create_store
+from .config import MsmConfig
+from .events import ClusterEvents
+from .health import NodeHealth, NodeState
+from .keys import SessionId
+from .nodes import Node
+
+T = TypeVar("T")
+
+
+class NodeRegistry:
+    """Node lookup, selection for new sessions, backup placement and guarded node calls.
+
+    Usage::
+
+        registry = NodeRegistry(config, stores={node: InMemoryStore(node) for node in nodes})
+        node = registry.node_for(sid)
+        data = registry.call(node, lambda store: store.get(key))   # NodeUnavailable if down
+    """
+
+    def __init__(
+        self,
+        config: MsmConfig,
+        clock: Clock | None = None,
+        stores: dict[Node, Store] | None = None,
+        events: ClusterEvents | None = None,
+    ):
+        self.clock = clock or SystemClock()
+        self.nodes = config.nodes
+        self.stores = stores or {
+            node: create_store(node, config.operation_timeout, config.backup_timeout, self.clock)
+            for node in self.nodes
+        }
+        events = events or ClusterEvents()
+        self.health = {
+            node: NodeHealth(
+                node.label, config.retry_timeout, config.retry_attempts, self.clock, events
+            )
+            for node in self.nodes
+        }
+        self._by_id = {node.id: node for node in self.nodes}
+        # Told of every failed call (the cluster publishes an away mark); no-op by default.
+        self.on_failure: Callable[[Node], None] = lambda node: None
+
+    def node_for(self, sid: SessionId) -> Node | None:
+        """Return the node a key names, or None if the key does not fit this configuration."""
+        return self._by_id.get(sid.node_id)
+
+    def new_session_nodes(self) -> list[Node]:
+        """Available nodes for a new session: regular ones in random order, then failover ones."""
+        # probe_due, not available(): the probe a quarantined node is owed is spent by call().
+        regular = [n for n in self.nodes if not n.failover and self.health[n].probe_due()]
+        failover = [n for n in self.nodes if n.failover and self.health[n].probe_due()]
+        random.shuffle(regular)
+        random.shuffle(failover)
+        return regular + failover
+
+    def regular_available(self) -> bool:
+        """True if some regular (non-failover) node is up, probing those that are due.
+
+        Read-only traffic on sessions parked on a failover node sends nothing to the regular
+        nodes, so without this probe they would never be seen back (at most one ping per
+        RETRY_TIMEOUT per node and process).
+        """
+        for node in self.nodes:
+            health = self.health[node]
+            if node.failover:
+                continue
+            if health.state is not NodeState.UP and health.probe_due():
+                try:
+                    self.call(node, lambda store: store.ping())
+                except NodeUnavailable:
+                    continue
+            if health.state is NodeState.UP:
+                return True
+        return False
+
+    def backup_nodes(self, primary: Node) -> list[Node]:
+        """Nodes after ``primary`` in configured order (failover nodes last), wrapping around.
+
+        Every process computes the same list; writers take the first node that is not
+        quarantined, readers walk it in order. The walk is bounded by the node count (msm #404).
+        """
+        index = self.nodes.index(primary)
+        return list(self.nodes[index + 1 :] + self.nodes[:index])
+
+    def call(self, node: Node, operation: Callable[[Store], T]) -> T:
+        """Run ``operation`` on ``node``'s store, skipping quarantined nodes, recording health."""
+        health = self.health[node]
+        if not health.available():
+            raise NodeUnavailable(node.label, "quarantined")
+        try:
+            result = operation(self.stores[node])
+        except NodeUnavailable as exc:
+            health.record_failure(exc)
+            self.on_failure(node)
+            raise
+        health.record_success()
+        return result
+
+    def close(self) -> None:
+        for store in self.stores.values():
+            store.close()
