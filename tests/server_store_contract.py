@@ -17,8 +17,8 @@ from typing import ClassVar
 import pytest
 
 from django_msm.clock import SystemClock
+from django_msm.core.nodes import parse_nodes
 from django_msm.exceptions import ItemTooLarge, NodeUnavailable
-from django_msm.nodes import parse_nodes
 from django_msm.stores import Store, create_store
 from tests.redis_servers import wait_until
 from tests.servers import ServerProcess, free_port

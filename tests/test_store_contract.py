@@ -14,7 +14,7 @@ from typing import ClassVar
 import pytest
 
 from django_msm.clock import FakeClock
-from django_msm.nodes import Node, NodeKind
+from django_msm.core.nodes import Node, NodeKind
 from django_msm.stores import Store, create_store
 from tests.redis_servers import RedisProcess
 from tests.server_store_contract import ItemLimitContract, ServerStoreContract
