@@ -42,10 +42,14 @@ class Plan:
     size_counts: tuple[int, ...] = (100, 60, 30, 10)  # per SIZES entry
     thread_rounds: int = 6
     per_thread: int = 100
+    engine_rounds: int = 30  # the engine section (store called directly, bench/engine_section)
+    engine_count: int = 300  # operations per batch on a 1 KB session
+    engine_big_count: int = 60  # on a 64 KB session
 
 
 QUICK = Plan(rounds=5, count=30, redis_rounds=5, node_rounds=3, node_count=30, size_rounds=3,
-             size_counts=(20, 15, 8, 3), thread_rounds=2, per_thread=20)
+             size_counts=(20, 15, 8, 3), thread_rounds=2, per_thread=20, engine_rounds=8,
+             engine_count=80, engine_big_count=20)
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ class Bench:
     def interleave(self, engines: Sequence[str], cells: Sequence[Cell], rounds: int,
                    count_ops: bool = True,
                    each_round: Callable[[Results], None] | None = None) -> Results:
-        results = Results(rounds, cells[0].count)
+        results = Results(rounds, cells[0].count, counts={c.label: c.count for c in cells})
         for name in engines:  # warm-up: imports, pools, first connections, local copies
             for cell in cells:
                 self.clients[name].run(cell.url, max(1, cell.count // 5), cell.size)

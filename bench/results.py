@@ -32,6 +32,7 @@ class Results:
     ops: dict[Key, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     stats: dict[Key, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     buckets: dict[Key, dict[str, list[int]]] = field(default_factory=lambda: defaultdict(dict))
+    counts: dict[str, int] = field(default_factory=dict)  # requests per batch, by label
 
     def add_batch(self, engine: str, label: str, elapsed_ns: list[int]) -> None:
         self.times[engine, label].append(statistics.median(elapsed_ns) / 1000)
@@ -51,6 +52,19 @@ class Results:
         for name, counts in histograms.items():
             total = mine.setdefault(name, [0] * len(counts))
             mine[name] = [a + b for a, b in zip(total, counts, strict=True)]
+
+    def absorb(self, other: Results) -> None:
+        """Take in the figures of another interleaving of the same rounds (other engines or
+        labels), so that one section's sub-phases report as one."""
+        for mine, theirs in ((self.times, other.times), (self.means, other.means)):
+            for key, values in theirs.items():
+                mine[key].extend(values)
+        for key, counts in other.ops.items():
+            self.ops[key].update(counts)
+        for key, counts in other.stats.items():
+            self.stats[key].update(counts)
+        self.buckets.update(other.buckets)
+        self.counts.update(other.counts)
 
     def has(self, engine: str, label: str) -> bool:
         return bool(self.times.get((engine, label)))

@@ -2,28 +2,31 @@
 
 Starts eight memcached and two redis-server processes on free loopback ports, configures Django
 in this process with every engine on those same processes, measures them in interleaved rounds
-(non-sticky, sticky and locked on memcached; Redis; 2/4/8 nodes; 1 KB to 512 KB sessions;
-threads; the raw client floor), prints the tables, writes ``docs/benchmarks.md`` and the plot
-``docs/bench-latency-by-size.png``, and stops the servers. It is a report, not a test: the exit
-status is 0 whether targets are met or not, and non-zero only when the harness itself fails
-(a request answered with the wrong status, a server that did not start).
+(the session store called directly against each peer's best set-up, issue 14; then through the
+request cycle: non-sticky, sticky and locked on memcached; Redis; 2/4/8 nodes; 1 KB to 512 KB
+sessions; threads; the raw client floor), prints the tables, writes ``docs/benchmarks.md`` and
+the plot ``docs/bench-latency-by-size.png``, and stops the servers. It is a report, not a test:
+the exit status is 0 whether targets are met or not, and non-zero only when the harness itself
+fails (a request answered with the wrong status, a server that did not start).
 
     python -m bench.run                       # the full report (a few minutes)
     python -m bench.run --quick               # every table from fewer rounds (about a minute)
     python -m bench.run --quick --only main,redis --output ''
     python -m bench.run --profile modify --engine msm-sticky   # cProfile of one request shape
+    python -m bench.engine                    # the engine section alone (bench/engine.py)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import signal
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import django
@@ -32,7 +35,7 @@ from django.conf import settings
 from tests.redis_servers import RedisProcess
 from tests.servers import MemcachedProcess
 
-from . import app, docs, phases, plot, report, sections
+from . import app, docs, engine_section, phases, plot, report, sections
 from .engines import Switch, build_engines, cache_settings
 from .measure import EngineClients
 from .results import Results
@@ -40,7 +43,11 @@ from .results import Results
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
 PLOT_NAME = "bench-latency-by-size.png"
-PHASES = ("main", "redis", "nodes", "sizes", "threads")
+PHASES = ("engine", "main", "redis", "nodes", "sizes", "threads")
+REQUEST_PHASES: dict[str, Callable[[phases.Bench, phases.Plan], Results]] = {
+    "main": phases.main_phase, "redis": phases.redis_phase, "nodes": phases.node_phase,
+    "sizes": phases.size_phase, "threads": phases.thread_phase,
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -99,24 +106,30 @@ class Servers:
         django.setup()
 
 
-def run_phases(args: argparse.Namespace, servers: Servers, switch: Switch
-               ) -> dict[str, Results]:
+def request_bench(servers: Servers, switch: Switch) -> phases.Bench:
+    """Every request-cycle engine with its test clients (each creates its sessions now)."""
     engines = build_engines([n.spec for n in servers.memcached], [n.spec for n in servers.redis])
     clients = {name: EngineClients(engine, switch) for name, engine in engines.items()}
-    bench = phases.Bench(clients, [n.port for n in servers.memcached],
-                         [n.port for n in servers.redis])
-    runners: dict[str, Callable[[phases.Bench, phases.Plan], Results]] = {
-        "main": phases.main_phase, "redis": phases.redis_phase, "nodes": phases.node_phase,
-        "sizes": phases.size_phase, "threads": phases.thread_phase,
-    }
+    return phases.Bench(clients, [n.port for n in servers.memcached],
+                        [n.port for n in servers.redis])
+
+
+def run_phases(args: argparse.Namespace, servers: Servers, switch: Switch
+               ) -> dict[str, Results]:
     plan, collected = make_plan(args), {}
+    bench: phases.Bench | None = None
     try:
         for name in args.only:
             started = time.monotonic()
-            collected[name] = runners[name](bench, plan)
+            if name == "engine":
+                collected[name] = engine_section.measure(servers, switch, plan)
+            else:
+                bench = bench or request_bench(servers, switch)
+                collected[name] = REQUEST_PHASES[name](bench, plan)
             print(f"phase {name}: {time.monotonic() - started:.0f} s", flush=True)
     finally:
-        bench.close()
+        if bench is not None:
+            bench.close()
     return collected
 
 
@@ -127,6 +140,9 @@ def _text(lines: list[str]) -> str:
 def render(results: dict[str, Results]) -> list[tuple[str, str]]:
     """(title, text table) per section, in report order, for the phases that ran."""
     out: list[tuple[str, str]] = []
+    if "engine" in results:
+        out.append(("Engine, store called directly (issue 14)",
+                    _text(engine_section.table(results["engine"]))))
     main, redis = results.get("main"), results.get("redis")
     if main is not None:
         rounds = f"({main.rounds} rounds × {main.count} requests per engine and shape)"
@@ -173,16 +189,27 @@ def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through `finally`: the servers are stopped
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+@contextlib.contextmanager
+def running() -> Iterator[tuple[Servers, Switch]]:
+    """The servers started and Django configured on them; everything stopped on the way out,
+    SIGTERM included."""
     # django-redis 7's ShardClient warns when its own RedisCache passes `client=` through to it;
     # its API, not something a user of the session engine can change.
     warnings.filterwarnings("ignore", "[a-z_]+ on sharded client should not specify client")
     signal.signal(signal.SIGTERM, _terminate)
-    started, load_before = time.monotonic(), os.getloadavg()
     servers, switch = Servers(), Switch()
     try:
         servers.start().configure()
+        yield servers, switch
+    finally:
+        switch.close()
+        servers.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started, load_before = time.monotonic(), os.getloadavg()
+    with running() as (servers, switch):
         if args.profile:
             from .profile import profile
 
@@ -190,9 +217,6 @@ def main(argv: list[str] | None = None) -> int:
         else:
             results = run_phases(args, servers, switch)
             report_all(args, argv, results, started, load_before)
-    finally:
-        switch.close()
-        servers.stop()
     return 0
 
 
