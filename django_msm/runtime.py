@@ -87,9 +87,9 @@ def build_stores(config: MsmConfig, clock: Clock) -> dict[Node, Store]:
     }
 
 
-def build_cluster(config: MsmConfig) -> Cluster:
+def build_cluster(config: MsmConfig, clock: Clock | None = None) -> Cluster:
     """The process's cluster for ``config``, its events sent as Django signals."""
-    clock = SystemClock()
+    clock = clock or SystemClock()
     return Cluster(config, clock, build_stores(config, clock), SignalEvents())
 
 
@@ -121,6 +121,16 @@ def reset_cluster() -> None:
         if _cluster is not None:
             _cluster.close()
         _cluster = None
+
+
+def install_cluster(cluster: Cluster) -> None:
+    """Make ``cluster`` the process's (tests and tools that play several app processes in one,
+    each with its own health view or clock); the one it replaces is closed."""
+    global _cluster
+    with _cluster_lock:
+        if _cluster is not None:
+            _cluster.close()
+        _cluster = cluster
 
 
 reset_registry = reset_cluster  # the name operators' scripts and older tests know
