@@ -2,20 +2,28 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# The second suite: Django 6.1 on Python >= 3.12 (scripts/find-python looks for one unless named).
+PYTHON_DJ61 ?=
+VENV_DJ61 := .venv-dj61
+# `make test SUITES=dj61` runs one suite only (lint always runs).
+SUITES ?= dj52 dj61
 
-.PHONY: test bench lint system-deps venv clean demo tour
+.PHONY: test bench lint mypy system-deps venv venv-dj61 clean demo tour tox
+.PHONY: $(foreach suite,dj52 dj61,lint-$(suite) mypy-$(suite) test-$(suite))
 
-$(PY):
-	$(PYTHON) -m venv $(VENV)
+# Reinstalled only when the package metadata or the pins change (the stamp file is newer otherwise).
+$(VENV)/.installed: setup.cfg pyproject.toml scripts/make-venv scripts/pins/dj52.txt
+	scripts/make-venv $(VENV) $(PYTHON) scripts/pins/dj52.txt
+	touch $@
 
-# Reinstalled only when the package metadata changes (the stamp file is newer otherwise).
-$(VENV)/.installed: $(PY) setup.cfg pyproject.toml
-	$(PY) -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
-	$(PY) -m pip install --quiet -e ".[test]" 2>&1 | grep -v "is ignored" || true
-	$(PY) -c "import django_msm, pytest_django, gunicorn, selenium"
+$(VENV_DJ61)/.installed: setup.cfg pyproject.toml scripts/make-venv scripts/pins/dj61.txt
+	python="$(PYTHON_DJ61)"; [ -n "$$python" ] || python=$$(scripts/find-python 3.12) || exit 1; \
+	scripts/make-venv $(VENV_DJ61) "$$python" scripts/pins/dj61.txt
 	touch $@
 
 venv: $(VENV)/.installed
+
+venv-dj61: $(VENV_DJ61)/.installed
 
 # memcached, redis-server, redis-sentinel, nginx, chromium and chromedriver from Debian's packages: installed when missing and root, else a clear message.
 system-deps:
@@ -28,9 +36,34 @@ system-deps:
 	  fi; \
 	fi
 
-test: system-deps venv
-	scripts/fetch-django-tests $(PY)
-	$(PY) -m pytest
+# Lint, then the whole suite on Django 5.2 (Python 3.11, .venv) and on Django 6.1 (Python >= 3.12,
+# .venv-dj61), one after the other (the suite has timing margins: two at once would starve both).
+# Every part runs even after one failed, so a single run shows them all; any failure fails it.
+test: system-deps
+	@failed=""; \
+	for suite in $(SUITES); do $(MAKE) --no-print-directory lint-$$suite || failed="$$failed lint-$$suite"; done; \
+	for suite in $(SUITES); do $(MAKE) --no-print-directory test-$$suite || failed="$$failed test-$$suite"; done; \
+	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi; \
+	echo "make test: lint and suites passed: $(SUITES)"
+
+# Per suite ($(1)) and its venv ($(2)): lint-SUITE is ruff on everything and mypy (with the
+# django-stubs release of that Django) on django_msm/, configured in pyproject.toml; the stubs'
+# plugin loads tests.settings, which needs Django's test tree. test-SUITE is the whole suite.
+define suite_rules
+lint-$(1): $(2)/.installed
+	$(2)/bin/ruff check .
+	@$(MAKE) --no-print-directory mypy-$(1)
+
+mypy-$(1): $(2)/.installed
+	scripts/fetch-django-tests $(2)/bin/python
+	$(2)/bin/python -m mypy --cache-dir $(2)/mypy-cache
+
+test-$(1): system-deps $(2)/.installed
+	scripts/fetch-django-tests $(2)/bin/python
+	$(2)/bin/python -m pytest
+endef
+$(eval $(call suite_rules,dj52,$(VENV)))
+$(eval $(call suite_rules,dj61,$(VENV_DJ61)))
 
 # The benchmark report (docs/benchmarks.md and its plot): starts and stops its own memcached and
 # redis-server processes (bench/run.py). Its extra (matplotlib) is installed here only.
@@ -61,8 +94,14 @@ demo: system-deps venv
 tour: system-deps venv
 	$(PY) -m demo --tour-only --mode all
 
-lint: venv
-	$(VENV)/bin/ruff check .
+# `make lint` and `make mypy` check with the default venv (Django 5.2 on Python 3.11).
+lint: lint-dj52
+
+mypy: mypy-dj52
+
+# tox's matrix (tox.ini) with the interpreters this machine has: `make tox ARGS="-e py313-dj61"`.
+tox:
+	scripts/tox $(ARGS)
 
 clean:
-	rm -rf $(VENV) .cache build dist *.egg-info
+	rm -rf $(VENV) $(VENV_DJ61) .tox .cache build dist *.egg-info
