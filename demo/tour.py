@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django_msm.core.copies import BACKUP_PREFIX
+from django_msm.core.keys import BACKUP_PREFIX
 
 from .client import ShopClient
 from .cluster import Cluster, has_msm_status
