@@ -24,6 +24,9 @@ WIDTH = 100
 WHY = {
     "node_down": "Expected: a node that fails is quarantined, so no request waits for it; "
                  f"after RETRY_TIMEOUT ({RETRY_TIMEOUT} here) one request probes it again.",
+    "stale_connection": "The node runs, but this instance last used it before it restarted: "
+                        "its pooled connection broke on first use. One failure quarantines "
+                        "the node for RETRY_TIMEOUT; the next probe finds it back.",
     "node_up": "The probe got an answer: the node takes copies again.",
     "session_moved": "This is the failover: the session was read from its backup copy and "
                      "saved under a new key on a live node; the same response sent the browser "
@@ -79,11 +82,14 @@ class Event:
             return f"node {f['node']} quarantined ({plain_error(f.get('error', ''))})"
         if self.kind == "node_up":
             return f"node {f['node']} answers again"
-        if self.kind in ("session_moved", "session_taken_over"):
+        if self.kind == "session_moved":
             old, new = f.get("old", {}), f.get("new", {})
-            verb = "moved" if self.kind == "session_moved" else "taken over"
-            return (f"a session {verb}: key {_key(old)} → {_key(new)} "
+            return (f"a session moved: key {_key(old)} → {_key(new)} "
                     f"(node {old.get('node')} → {new.get('node')})")
+        if self.kind == "session_taken_over":
+            old, new = f.get("old", {}), f.get("new", {})
+            return (f"a session taken over: key {_key(old)} → {_key(new)} "
+                    f"(route {old.get('route')} → {new.get('route')})")
         if self.kind == "warning":
             return f"warning: {f.get('message', '')}"
         return f"{self.kind} {json.dumps(f)}"
@@ -129,8 +135,12 @@ class Narrator:
     repeats are told as a count once the window has passed (``due``) or at ``flush``.
     """
 
-    def __init__(self, stamp: Callable[[Event], str], window: float = 10.0, explain: bool = True):
+    def __init__(self, stamp: Callable[[Event], str], window: float = 10.0, explain: bool = True,
+                 node_runs: Callable[[str], bool] = lambda node_id: False):
+        """``node_runs(node_id)``: whether that memcached process runs and is not paused, which
+        tells a node dropped for a stale connection from one that really failed."""
         self.stamp = stamp
+        self.node_runs = node_runs
         self.window = window
         self.explain = explain
         self.explained: set[str] = set()
@@ -147,12 +157,19 @@ class Narrator:
                 continue
             self.repeats[(event.instance, text)] = _Repeat(event.t)
             out.append(f"{self.stamp(event)}{text}")
-            if self.explain and event.topic in WHY and event.topic not in self.explained:
-                self.explained.add(event.topic)
+            topic = self._topic(event)
+            if self.explain and topic in WHY and topic not in self.explained:
+                self.explained.add(topic)
                 indent = " " * (len(self.stamp(event)) + 2)
-                out.append(textwrap.fill(WHY[event.topic], WIDTH, initial_indent=indent + "↳ ",
+                out.append(textwrap.fill(WHY[topic], WIDTH, initial_indent=indent + "↳ ",
                                          subsequent_indent=indent + "  "))
         return out
+
+    def _topic(self, event: Event) -> str:
+        broke = plain_error(event.fields.get("error", "")) == "the connection broke"
+        if event.kind == "node_down" and broke and self.node_runs(event.fields["node"]):
+            return "stale_connection"
+        return event.topic
 
     def due(self, now: float) -> list[str]:
         """Counts of the repeats whose window has passed (their next occurrence is told)."""

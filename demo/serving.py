@@ -99,7 +99,7 @@ class Serving:
         self.processes = watched(cluster)
         self.lock = threading.Lock()  # one restart at a time, and none while stopping
         self.stopping = threading.Event()
-        self.narrator = Narrator(_stamp)
+        self.narrator = Narrator(_stamp, node_runs=self._node_runs)
         assert cluster.events_path is not None, "the cluster must be started with narrate=True"
         self.tail = EventTail(cluster.events_path, from_end=True)
 
@@ -123,6 +123,10 @@ class Serving:
         out("\nWhat happens is told below, as it happens. Ctrl-C stops everything.\n")
 
     # -- narrating ----------------------------------------------------------------------------
+    def _node_runs(self, node_id: str) -> bool:
+        node = self.cluster.nodes.get(node_id)
+        return node is not None and state_of(node.process) == "running"
+
     def look(self) -> list[str]:
         """New lines: processes that changed state, then what django_msm did."""
         lines = []

@@ -38,14 +38,6 @@ def _totals(status: dict[str, Any]) -> str:
     return text if status.get("complete", True) else f"{text} (a node was not counted)"
 
 
-def _counters(status: dict[str, Any]) -> list[str]:
-    counters = status.get("statistics", {}).get("total", {}).get("counters", {})
-    if not counters:
-        return []
-    shown = " · ".join(f"{name} {value}" for name, value in sorted(counters.items()))
-    return [f"  counters (published by the instances every few seconds): {shown}"]
-
-
 def status_lines(stdout: str, stderr: str, returncode: int) -> list[str]:
     """The lines to print for one ``msm_status --json`` run."""
     try:
@@ -59,4 +51,4 @@ def status_lines(stdout: str, stderr: str, returncode: int) -> list[str]:
         lines.append(f"  {node.get('id', '?'):<6}{_answers(node):<9}"
                      f"{_cell(node.get('sessions')):<10}{_cell(node.get('backups'))}")
     lines.append(f"  {_totals(status)}")
-    return lines + _counters(status)
+    return lines

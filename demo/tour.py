@@ -57,9 +57,14 @@ class Tour:
         self.last: Report = {}
         self.killed_node = ""
         self.events = EventTail(cluster.events_path) if cluster.events_path else None
-        self.narrator = Narrator(lambda event: f"      {event.instance}: ", window=float("inf"))
+        self.narrator = Narrator(lambda event: f"      {event.instance}: ", window=float("inf"),
+                                 node_runs=self._node_runs)
 
     # -- narration ------------------------------------------------------------------------------
+    def _node_runs(self, node_id: str) -> bool:
+        node = self.cluster.nodes.get(node_id)
+        return node is not None and node.process is not None and node.process.poll() is None
+
     def say(self, text: str) -> None:
         self.out(f"    {text}")
 
