@@ -2,6 +2,7 @@
 
 ``--tour-only`` (``make tour``) exits after the tour: 0 only if every step behaved as narrated.
 Whatever happens (failure, Ctrl-C, SIGTERM), every process the cluster started is stopped.
+``python -m demo restart n1`` asks the running demo to start one of its processes again.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import signal
 import sys
 from types import FrameType
 
-from .cluster import MODES, Cluster
+from . import control
+from .cluster import APP_NAMES, MODES, NODE_IDS, Cluster
+from .serving import Serving
 from .tour import Tour
 
 
@@ -26,15 +29,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     if args.mode == "all" and not args.tour_only:
         parser.error("--mode all needs --tour-only")
     return args
-
-
-def _layout(cluster: Cluster) -> None:
-    for node_id, node in cluster.nodes.items():
-        print(f"  memcached {node_id}         127.0.0.1:{node.port}")
-    for name, app in cluster.apps.items():
-        print(f"  gunicorn  {name} (testproject) 127.0.0.1:{app.port}")
-    print(f"  nginx     load balancer     {cluster.url}/")
-    print(f"  logs      {cluster.workdir}")
 
 
 def _mend(cluster: Cluster) -> None:
@@ -55,24 +49,24 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def _run(mode: str, tour: bool, serve: bool) -> bool:
     """Start a cluster in ``mode``, tour it, serve it until Ctrl-C; True if the tour passed."""
-    print(f"Starting the {mode} demo cluster on 127.0.0.1: 2 memcached nodes, "
-          "2 gunicorn instances of testproject, nginx in front")
-    with Cluster(mode) as cluster:
-        _layout(cluster)
-        print(f"\nThe shop: {cluster.url}/  (user demo, password demo)\n", flush=True)
+    print(f"Starting the demo cluster ({mode}): memcached {' and '.join(NODE_IDS)}, gunicorn "
+          f"{' and '.join(APP_NAMES)} (testproject), nginx in front")
+    with Cluster(mode, narrate=True) as cluster:
+        print(f"The shop: {cluster.url}/", flush=True)
         ok = not tour or Tour(cluster).run()
         if not ok:
             cluster.keep_workdir = True
             print(f"logs kept in {cluster.workdir}")
         if serve:
             _mend(cluster)
-            print(f"\nServing {cluster.url}/  (user demo, password demo). "
-                  "Ctrl-C stops everything.", flush=True)
-            signal.pause()
+            Serving(cluster).run()
     return ok
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["restart"]:
+        return control.main(argv[1:])
     args = _parse(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _on_sigterm)

@@ -50,9 +50,11 @@ class Cluster:
         workdir: Path | None = None,
         nodes: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
+        narrate: bool = False,
     ):
         """``workdir``, ``nodes`` and ``env`` let other harnesses (chaos/) run the same
-        cluster with their own nodes and session engine; a given ``workdir`` is kept."""
+        cluster with their own nodes and session engine; a given ``workdir`` is kept.
+        ``narrate``: the app instances write what django_msm did to ``events_path``."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self.mode = mode
@@ -63,6 +65,7 @@ class Cluster:
             workdir = Path(tempfile.mkdtemp(prefix="run-", dir=WORK_ROOT))
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
+        self.events_path = workdir / "events.jsonl" if narrate else None
         self.nodes = nodes or {node_id: MemcachedProcess(node_id) for node_id in NODE_IDS}
         self.apps = {
             name: AppInstance(name, free_port(), self._app_env(name), self.workdir)
@@ -90,6 +93,8 @@ class Cluster:
             "DJANGO_SETTINGS_MODULE": "testproject.settings",
             "PYTHONUNBUFFERED": "1",
         })
+        if self.events_path is not None and name in APP_NAMES:  # not manage.py's processes
+            env["MSM_DEMO_EVENTS"] = str(self.events_path)
         return env
 
     # -- lifecycle ------------------------------------------------------------------------------

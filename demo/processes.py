@@ -46,7 +46,6 @@ class Process:
         self.log_path = log_path
         self.popen: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
-        self._log_offset = 0
 
     @property
     def alive(self) -> bool:
@@ -106,17 +105,6 @@ class Process:
         if self._log is not None:
             self._log.close()
             self._log = None
-
-    def new_log_lines(self) -> list[str]:
-        """Lines appended to the log since the last call."""
-        try:
-            with open(self.log_path, "rb") as log:
-                log.seek(self._log_offset)
-                data = log.read()
-        except FileNotFoundError:
-            return []
-        self._log_offset += len(data)
-        return data.decode(errors="replace").splitlines()
 
 
 class AppInstance(Process):

@@ -1,4 +1,5 @@
-"""Create the demo user, so that a fresh ``migrate`` is all the demo needs."""
+"""Create the demo user, so that a fresh ``migrate`` is all the demo needs. It is a superuser,
+so that the visitor can open the admin (and its django_msm pages) with the same login."""
 
 from django.contrib.auth.hashers import make_password
 from django.db import migrations
@@ -11,7 +12,8 @@ def create_demo_user(apps, schema_editor):
     user_model = apps.get_model("auth", "User")
     user_model.objects.update_or_create(
         username=DEMO_USERNAME,
-        defaults={"password": make_password(DEMO_PASSWORD), "first_name": "Demo"},
+        defaults={"password": make_password(DEMO_PASSWORD), "first_name": "Demo",
+                  "is_staff": True, "is_superuser": True},
     )
 
 
