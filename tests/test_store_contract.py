@@ -27,12 +27,6 @@ MEMCACHED_ITEM_SIZE = 1024 * 1024  # memcached's default -I
 class TestInMemoryStore(StoreContract):
     """The process-local store (``ENABLED = False``, unit tests of the core)."""
 
-    known_bugs: ClassVar[dict[str, str]] = {
-        "test_delete_of_an_expired_item_is_false":
-            "InMemoryStore.delete pops the item without checking its expiry, so it answers "
-            "True for an item that expired but was not read since (memcached and Redis: False)",
-    }
-
     def make_store(self) -> Store:
         self.clock = FakeClock()
         return create_store(Node("m1", NodeKind.MEMORY, "memory"), 1.0, 1.0, self.clock)

@@ -93,7 +93,9 @@ class InMemoryStore(Store):
     def delete(self, key: str) -> bool:
         self._enter("delete", key)
         with self._lock:
-            return self._items.pop(key, None) is not None
+            found = self._live(key) is not None  # an expired item is absent, as on a node
+            self._items.pop(key, None)
+            return found
 
     def lock(self, key: str, token: bytes, ttl: float) -> bytes | None:
         self._enter("lock", key)
