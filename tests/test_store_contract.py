@@ -56,10 +56,6 @@ class TestMemcachedStore(ItemLimitContract, ServerStoreContract):
     ttl_slack = 1.0  # memcached's clock ticks in whole seconds
     stale_connection_failures = 1  # pymemcache notices a dead pooled socket only by using it
     known_bugs: ClassVar[dict[str, str]] = {
-        "test_unlock_of_an_expired_lock_is_false":
-            "the lock item outlives its deadline by up to ceil(ttl) + 1 s and unlock deletes "
-            "it by CAS alone, so a release after expiry answers True and the core never counts "
-            "locks_expired_before_release on memcached",
         "test_an_oversize_write_leaves_the_stored_value[add_versioned]":
             "memcached unlinks the stored item when a meta set (ms ... ME) is too large, so an "
             "over-size add_versioned deletes the session it should have left alone",

@@ -52,11 +52,12 @@ def _cas(reply: bytes) -> bytes | None:
     raise MemcacheUnknownError(f"meta reply without CAS: {reply!r}")
 
 
-def _lock_deadline(value: bytes) -> float:
-    """The wall-clock deadline stored in a lock item; 0 (expired) for anything unreadable."""
+def _deadline(text: bytes) -> float:
+    """A lock's wall-clock deadline (the last field of its item and of its proof); 0
+    (expired) for anything unreadable."""
     try:
-        return float(value.rsplit(b" ", 1)[1])
-    except (IndexError, ValueError):
+        return float(text.rpartition(b" ")[2])
+    except ValueError:
         return 0.0
 
 
@@ -167,25 +168,30 @@ class MemcachedStore(Store):
     # deletes it only if the CAS still matches, so a late release never frees the next owner's
     # lock. memcached expires items on whole seconds of its own clock, which could end a lock
     # up to a second early; so the item lives one second longer and carries its exact deadline,
-    # and a waiter takes over a lock past its deadline with a compare-and-set on its CAS.
+    # and a waiter takes over a lock past its deadline with a compare-and-set on its CAS. The
+    # proof is "<cas> <deadline>": a release past the deadline still deletes the item if no one
+    # took it over, but answers False (the lock expired before it was released).
     @_wrap_errors
     def lock(self, key: str, token: bytes, ttl: float) -> bytes | None:
         deadline = self.clock.time() + ttl
         value = b"%s %.6f" % (token, deadline)
         life = math.ceil(ttl) + 1
-        proof = self._meta_set(key, value, life, b"ME")
-        if proof is not None:
-            return proof
-        held, cas = self.client.gets(key)
-        if held is None:  # released meanwhile: one more try, the caller's loop does the rest
-            return self._meta_set(key, value, life, b"ME")
-        if _lock_deadline(held) > self.clock.time():
-            return None
-        return self._meta_set(key, value, life, b"C" + cas)
+        cas = self._meta_set(key, value, life, b"ME")
+        if cas is None:
+            held, held_cas = self.client.gets(key)
+            if held is None:  # released meanwhile: one more try, the caller's loop does the rest
+                cas = self._meta_set(key, value, life, b"ME")
+            elif _deadline(held) <= self.clock.time():
+                cas = self._meta_set(key, value, life, b"C" + held_cas)
+        return None if cas is None else b"%s %.6f" % (cas, deadline)
 
     @_wrap_errors
     def unlock(self, key: str, proof: bytes) -> bool:
-        return self.client.raw_command(b"md %s C%s" % (key.encode(), proof)).startswith(b"HD")
+        cas = proof.partition(b" ")[0]
+        if not cas.isdigit():
+            return False  # not a proof of this store: nothing to release
+        deleted = self.client.raw_command(b"md %s C%s" % (key.encode(), cas)).startswith(b"HD")
+        return deleted and _deadline(proof) > self.clock.time()
 
     @_wrap_errors
     def ping(self) -> None:
