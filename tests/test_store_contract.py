@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import ClassVar
 
 import pytest
 
@@ -55,15 +54,6 @@ class TestMemcachedStore(ItemLimitContract, ServerStoreContract):
     item_size_limit = MEMCACHED_ITEM_SIZE
     ttl_slack = 1.0  # memcached's clock ticks in whole seconds
     stale_connection_failures = 1  # pymemcache notices a dead pooled socket only by using it
-    known_bugs: ClassVar[dict[str, str]] = {
-        "test_an_oversize_write_leaves_the_stored_value[add_versioned]":
-            "memcached unlinks the stored item when a meta set (ms ... ME) is too large, so an "
-            "over-size add_versioned deletes the session it should have left alone",
-        "test_an_oversize_write_leaves_the_stored_value[replace_versioned]":
-            "memcached unlinks the stored item when a meta set (ms ... MR) is too large: a save "
-            "(BackupSessionService.update) over the node's item size deletes the session, "
-            "while plain replace leaves it",
-    }
 
     def start_server(self) -> ServerProcess:
         return MemcachedProcess("n1").start()

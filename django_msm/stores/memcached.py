@@ -30,6 +30,10 @@ logger = logging.getLogger(__name__)
 # memcached reads an exptime above 30 days as an absolute unix time (msm #228; Django agrees).
 RELATIVE_TTL_LIMIT = 60 * 60 * 24 * 30
 _TOO_LARGE = (b"object too large", b"out of memory storing object")
+# An item is its key, its value and this much more (header, CAS, "\r\n": 59 bytes on memcached
+# 1.6, a few to spare); memcached's item size limit (-I) is never below 1 KiB.
+ITEM_OVERHEAD = 64
+MIN_ITEM_LIMIT = 1024
 T = TypeVar("T")
 
 
@@ -103,6 +107,7 @@ class MemcachedStore(Store):
         # Backup copies and tombstones wait at most SESSION_BACKUP_TIMEOUT (msm's
         # sessionBackupTimeout): a slow second copy must not hold the response.
         self.backup_client = self._pool(backup_timeout) if backup_timeout else self.client
+        self._item_limit: float | None = None  # the node's -I, asked once (see _check_size)
 
     def _pool(self, timeout: float) -> PooledClient:
         host, _, port = self.node.address.rpartition(":")
@@ -132,7 +137,28 @@ class MemcachedStore(Store):
 
     @_wrap_errors
     def set(self, key: str, value: bytes, ttl: int) -> None:
+        self._check_size(self.backup_client, key, value)
         self.backup_client.set(key, value, expire=self._exp(ttl), noreply=False)
+
+    def _check_size(self, client: PooledClient, key: str, value: bytes) -> None:
+        """Raise ItemTooLarge before sending a value the node would refuse.
+
+        memcached answers an over-size ``set`` or meta set by *unlinking* the item it held
+        ("avoid stale data"), so a save over the item size limit would delete the session it
+        failed to update. The limit is read once from ``stats settings``; small values (the
+        common case, and every lock) never need it.
+        """
+        size = len(key) + len(value) + ITEM_OVERHEAD
+        if size <= MIN_ITEM_LIMIT:
+            return
+        if self._item_limit is None:
+            limit = client.stats("settings").get(b"item_size_max")
+            self._item_limit = float(limit) if isinstance(limit, int) else math.inf
+        if size > self._item_limit:
+            raise ItemTooLarge(
+                f"node {self.node.label!r}: a value of {len(value)} bytes is over its item "
+                f"size limit of {self._item_limit:.0f} bytes"
+            )
 
     @_wrap_errors
     def touch(self, key: str, ttl: int) -> bool:
@@ -161,6 +187,7 @@ class MemcachedStore(Store):
     @_wrap_errors
     def _meta_set(self, key: str, value: bytes, ttl: int, flag: bytes) -> bytes | None:
         """``ms`` with a mode (ME add, MR replace) or a CAS compare (C<cas>); the new CAS."""
+        self._check_size(self.client, key, value)
         head = b"ms %s %d T%d %s c\r\n" % (key.encode(), len(value), self._exp(ttl), flag)
         return _cas(self.client.raw_command(head + value))
 
@@ -198,7 +225,9 @@ class MemcachedStore(Store):
         self.client.version()
 
     def drop_connections(self) -> None:
-        """Close every pooled connection; new ones are opened on demand."""
+        """Close every pooled connection; new ones are opened on demand (and the item size
+        limit asked again: a restarted node may have another)."""
+        self._item_limit = None
         self.client.client_pool.clear()
         self.backup_client.client_pool.clear()
 
