@@ -9,6 +9,7 @@ nothing reaches through another part to find a third:
 * ``copies``: where a session's copies are and how they are read and written;
 * ``locker`` and ``read_only``: session locking and ``auto`` mode's memory;
 * ``writer``: SESSION_BACKUP_ASYNC's worker pool (None for synchronous writes);
+* ``rotation``: re-signs copies verified with a ``SECRET_KEY_FALLBACKS`` key;
 * ``sticky``: sticky mode's process-local copies and the host's version table (None otherwise).
 """
 
@@ -24,6 +25,7 @@ from .hostversions import HostVersions
 from .locking import ReadOnlyRequests, SessionLocker
 from .nodes import Node
 from .registry import NodeRegistry
+from .rotation import KeyRotation
 from .stats import statistics
 from .sticky import LocalSessions, StickyCopies
 from .writer import BackupWriter
@@ -60,6 +62,7 @@ class Cluster:
             self.sticky = StickyCopies(self.local, _host_versions(config, self.clock))
         self.copies = BackupSessionService(self.registry, config, self.away, self.clock)
         self.locker = SessionLocker(self.registry, config, self.clock)
+        self.rotation = KeyRotation(self.registry, config, self.clock)
 
     def close(self) -> None:
         """Flush pending backup writes, unmap the host table, close the node connections."""
