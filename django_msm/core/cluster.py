@@ -15,6 +15,8 @@ nothing reaches through another part to find a third:
 
 from __future__ import annotations
 
+import logging
+
 from ..clock import Clock, SystemClock
 from ..stores import Store
 from .away import AwayMarks
@@ -29,6 +31,9 @@ from .rotation import KeyRotation
 from .stats import statistics
 from .sticky import LocalSessions, StickyCopies
 from .writer import BackupWriter
+
+logger = logging.getLogger(__name__)
+_unusable_tables: set[str] = set()  # warned about once per process
 
 
 class Cluster:
@@ -74,10 +79,20 @@ class Cluster:
 
 
 def _host_versions(config: MsmConfig, clock: Clock) -> HostVersions | None:
+    """The host's version table, or None: sticky mode works without it (every read asks the
+    node for the version), so a table that cannot be used is a warning, never a failed request."""
     if not (config.sticky and config.route and config.host_version_slots):
         return None
     nodes = ",".join(node.address for node in config.nodes)
     secret = config.signing_keys[0].hex()[:16]
     identity = f"{secret}|{config.storage_prefix}|{config.route}|{nodes}"
     path = HostVersions.path_for(identity)
-    return HostVersions(path, config.host_version_slots, config.host_version_trust, clock)
+    try:
+        HostVersions.remove_stale()
+        return HostVersions(path, config.host_version_slots, config.host_version_trust, clock)
+    except OSError as exc:
+        if path not in _unusable_tables:
+            _unusable_tables.add(path)
+            logger.warning("sticky mode without the host version table %s (%s): every read "
+                           "asks the node for the session's version", path, exc)
+        return None
