@@ -5,6 +5,10 @@ write. The session keeps the serialized payload it loaded or wrote (it holds it 
 copy); ``modified`` is also true when the current content serializes to other bytes. Comparing
 bytes is exact (msm compared 32-bit hashes, which can collide and lose a write) and cheaper
 than hashing.
+
+Reading ``modified`` never raises: content the serializer cannot encode (a date appended in
+place, which pickle took) counts as modified, so the save that follows raises the one clear
+error (``SessionNotSerializable``) instead of the middleware failing on a property read.
 """
 
 from __future__ import annotations
@@ -46,4 +50,7 @@ class ChangeTrackingMixin:
         cache = getattr(self, "_session_cache", None)
         if cache is None or self._loaded_payload is None:
             return False
-        return self._serialize(cache) != self._loaded_payload
+        try:
+            return self._serialize(cache) != self._loaded_payload
+        except Exception:  # any serializer's refusal: changed into something save() reports
+            return True

@@ -1,6 +1,8 @@
 """System checks: the one validator of ``DJANGO_MSM``. Ids are never reused.
 
-Every message is a module constant (or built from one) and is tested by exact equality.
+Every message is a module constant (or built from one) and is tested by exact equality. Errors
+(E0xx) stop the engine (``runtime.get_config``); warnings (W0xx) name a setting that works but
+will hurt, and come after the errors. Errors and warnings share one sequence of numbers.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import re
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, register
+from django.core.checks import CheckMessage, Error, Warning, register
 from django.utils.module_loading import import_string
 
 from .conf import CONFIG_DEFAULTS, raw_settings, storage_prefix
@@ -43,6 +45,10 @@ E023 = "DJANGO_MSM['LOCKING_MODE'] is invalid: {value!r}."
 E024 = "DJANGO_MSM['LOCKING_MODE'] uriPattern is not a valid regex: {error}."
 E025 = "DJANGO_MSM['LOCK_TIMEOUT_POLICY'] must be 'fail' or 'proceed'."
 E026 = "DJANGO_MSM['SESSION_ATTRIBUTE_FILTER'] is not a valid regex: {error}."
+W027 = (
+    "DJANGO_MSM['LOCK_WAIT_TIMEOUT'] ({wait} s) is shorter than LOCK_EXPIRATION ({expiration} s)."
+)
+W028 = "DJANGO_MSM['MEMCACHED_NODES'] has a single node: sessions have no backup copy."
 
 HINT_E001 = "Set DJANGO_MSM = {{'MEMCACHED_NODES': 'n1:host1:11211,n2:host2:11211'}}."
 HINT_E002 = "Known keys: {known}."
@@ -70,6 +76,16 @@ HINT_E023 = "Use 'none', 'all', 'auto' or 'uriPattern:<regex>'."
 HINT_E024 = "Use a Python regex searched in request.path, such as 'uriPattern:^/cart/'."
 HINT_E025 = "Use 'fail' (answer 503 with Retry-After) or 'proceed' (run unlocked, warn)."
 HINT_E026 = "Use a Python regex matched against whole session key names, such as 'cart|user_.*'."
+HINT_W027 = (
+    "A request may hold its session lock for up to LOCK_EXPIRATION; others of the same user wait "
+    "at most LOCK_WAIT_TIMEOUT, then answer 503 (or run unlocked). Leave LOCK_WAIT_TIMEOUT unset "
+    "(it follows LOCK_EXPIRATION) or raise it."
+)
+HINT_W028 = (
+    "Configure two or more nodes as 'id:host:port' (or 'id:cache:ALIAS'), on separate machines: "
+    "with one node, every session is lost when it fails, and writes made while it fails over "
+    "are dropped."
+)
 
 DURATION_KEYS = (
     "OPERATION_TIMEOUT", "RETRY_TIMEOUT", "LOCK_EXPIRATION", "SESSION_BACKUP_TIMEOUT",
@@ -87,6 +103,10 @@ _STATIC_TOKEN = re.compile(r"\Astatic:[A-Za-z0-9_.-]{1,64}\Z")
 
 def _error(msg: str, hint: str, number: int, **fmt: Any) -> Error:
     return Error(msg.format(**fmt), hint=hint.format(**fmt), id=f"django_msm.E{number:03d}")
+
+
+def _warning(msg: str, hint: str, number: int, **fmt: Any) -> Warning:
+    return Warning(msg.format(**fmt), hint=hint, id=f"django_msm.W{number:03d}")
 
 
 def _check_nodes(raw: dict[str, Any]) -> list[CheckMessage]:
@@ -149,29 +169,34 @@ def _check_failover(raw: dict[str, Any], nodes: tuple[Any, ...]) -> list[CheckMe
     return errors
 
 
-def _check_numbers(raw: dict[str, Any]) -> list[CheckMessage]:
-    def positive(value: Any, kind: type) -> bool:
-        number = isinstance(value, kind) and not isinstance(value, bool)
-        return number and math.isfinite(value) and value > 0
+def _positive(value: Any, kind: type) -> bool:
+    number = isinstance(value, kind) and not isinstance(value, bool)
+    return number and math.isfinite(value) and value > 0
 
+
+def _is_duration(value: Any) -> bool:
+    return _positive(value, numbers.Real)
+
+
+def _check_numbers(raw: dict[str, Any]) -> list[CheckMessage]:
     errors = [
         _error(E008, HINT_E008, 8, key=key)
         for key in DURATION_KEYS
-        if not positive(raw[key], numbers.Real)
+        if not _is_duration(raw[key])
     ]
     errors += [
         _error(E011, HINT_E011, 11, key=key)
         for key in POSITIVE_INT_KEYS
-        if not positive(raw[key], int)
+        if not _positive(raw[key], int)
     ]
     slots = raw["HOST_VERSION_SLOTS"]
-    if slots != 0 and not positive(slots, int):
+    if slots != 0 and not _positive(slots, int):
         errors.append(_error(E011, HINT_E011, 11, key="HOST_VERSION_SLOTS"))
     threads = raw["BACKUP_THREAD_COUNT"]
-    if threads is not None and not positive(threads, int):
+    if threads is not None and not _positive(threads, int):
         errors.append(_error(E011, HINT_E011, 11, key="BACKUP_THREAD_COUNT"))
     wait = raw["LOCK_WAIT_TIMEOUT"]
-    if wait is not None and not positive(wait, numbers.Real):
+    if wait is not None and not _is_duration(wait):
         errors.append(_error(E008, HINT_E008, 8, key="LOCK_WAIT_TIMEOUT"))
     return errors
 
@@ -242,8 +267,23 @@ def validate() -> list[CheckMessage]:
         if key not in CONFIG_DEFAULTS
     ]
     raw = raw_settings()
-    errors += _check_nodes(raw) + _check_numbers(raw) + _check_prefix(raw)
-    return errors + _check_request_scoped(raw) + _check_locking(raw)
+    node_errors = _check_nodes(raw)
+    errors += node_errors + _check_numbers(raw) + _check_prefix(raw)
+    errors += _check_request_scoped(raw) + _check_locking(raw)
+    return errors + _warnings(raw, nodes_valid=not node_errors)
+
+
+def _warnings(raw: dict[str, Any], nodes_valid: bool) -> list[CheckMessage]:
+    """Settings that work but will hurt: short lock waits (issue 12: 503s under load), a single
+    node (no backup copy: a failure or a Sentinel failover loses or drops sessions)."""
+    found: list[CheckMessage] = []
+    wait, expiration = raw["LOCK_WAIT_TIMEOUT"], raw["LOCK_EXPIRATION"]
+    if _is_duration(wait) and _is_duration(expiration) and wait < expiration:
+        found.append(_warning(W027, HINT_W027, 27, wait=wait, expiration=expiration))
+    # Failover nodes count: the backup walk wraps through them, so they hold backup copies.
+    if nodes_valid and raw["ENABLED"] is True and len(parse_nodes(raw["MEMCACHED_NODES"])) < 2:
+        found.append(_warning(W028, HINT_W028, 28))
+    return found
 
 
 @register("django_msm")

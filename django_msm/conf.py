@@ -45,7 +45,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "HOST_VERSION_TRUST": 1.0,
     "LOCKING_MODE": "none",
     "LOCK_EXPIRATION": 5.0,
-    "LOCK_WAIT_TIMEOUT": None,  # None: OPERATION_TIMEOUT, msm's lock-acquire budget
+    # None: LOCK_EXPIRATION, as long as a lock may be held (msm waited OPERATION_TIMEOUT:
+    # 503s under load, issue 12); checks.W027 warns of shorter waits.
+    "LOCK_WAIT_TIMEOUT": None,
     "LOCK_TIMEOUT_POLICY": "fail",  # or "proceed": run unlocked with a warning, as msm does
     "ENABLE_STATISTICS": True,
     "SESSION_ATTRIBUTE_FILTER": None,
@@ -137,6 +139,6 @@ def _locking(raw: dict[str, Any]) -> dict[str, Any]:
         "locking_mode": LockingMode(mode),
         "lock_pattern": re.compile(pattern) if mode == LockingMode.URI.value else None,
         "lock_expiration": float(raw["LOCK_EXPIRATION"]),
-        "lock_wait": float(raw["LOCK_WAIT_TIMEOUT"] or raw["OPERATION_TIMEOUT"]),
+        "lock_wait": float(raw["LOCK_WAIT_TIMEOUT"] or raw["LOCK_EXPIRATION"]),
         "lock_timeout_policy": LockTimeoutPolicy(raw["LOCK_TIMEOUT_POLICY"]),
     }

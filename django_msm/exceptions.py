@@ -7,6 +7,7 @@
     │   ├── NoNodesAvailable     no node could take a new or relocated session
     │   └── ItemTooLarge         the node refused the item for its size
     ├── SessionTooLarge          a session is larger than MAX_SESSION_SIZE
+    ├── SessionNotSerializable   SESSION_SERIALIZER cannot encode a value of the session
     ├── SessionKeyTaken          a create under a given key found it taken (Django's CreateError)
     ├── SessionDeleted           an update found the session gone (Django's UpdateError)
     ├── CorruptCopy              stored bytes failed the signature or could not be decoded
@@ -68,6 +69,24 @@ class SessionTooLarge(MSMError):
         super().__init__(
             f"session is {size} bytes after serialization and compression, over the "
             f"MAX_SESSION_SIZE limit of {limit} bytes; the stored copy was left as it was"
+        )
+
+
+class SessionNotSerializable(MSMError):
+    """Raised by ``save()`` when SESSION_SERIALIZER cannot encode the session; nothing was written.
+
+    Names the attribute (the top-level session key) whose value fails, never the session key:
+    session keys are credentials. ``attribute`` is None when no single attribute fails alone.
+    """
+
+    def __init__(self, attribute: str | None, serializer: str, cause: BaseException):
+        self.attribute = attribute
+        self.cause = cause
+        what = "the session" if attribute is None else f"session attribute {attribute!r}"
+        super().__init__(
+            f"{what} cannot be encoded by {serializer}: {cause}. Store values it can encode "
+            "(JSONSerializer: str, int, float, bool, None, lists and dicts of them; e.g. a date "
+            "as date.isoformat()); the stored copy was left as it was"
         )
 
 

@@ -20,7 +20,7 @@ from django.contrib.sessions.backends.base import CreateError, SessionBase, Upda
 from .async_twins import WorkerThreadAsyncMixin
 from .changes import ChangeTrackingMixin
 from .core.engine import SessionEngine
-from .exceptions import SessionDeleted, SessionKeyTaken
+from .exceptions import SessionDeleted, SessionKeyTaken, SessionNotSerializable
 from .runtime import get_cluster
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,22 @@ class SessionStore(WorkerThreadAsyncMixin, ChangeTrackingMixin, SessionBase):
             data = {k: v for k, v in data.items() if k.startswith("_") or keep.fullmatch(k)}
         return self.serializer().dumps(data)
 
+    def _payload(self, data: dict[str, Any]) -> bytes:
+        """The bytes to store, or SessionNotSerializable naming the attribute that fails (a
+        serializer's own error names a type, not where it is), before anything is written."""
+        try:
+            return self._serialize(data)
+        except Exception as exc:  # the serializer may raise anything on values it refuses
+            culprit = next((name for name in data if not self._encodes(name, data[name])), None)
+            raise SessionNotSerializable(culprit, self.serializer.__name__, exc) from exc
+
+    def _encodes(self, name: str, value: Any) -> bool:
+        try:
+            self._serialize({name: value})
+        except Exception:
+            return False
+        return True
+
     def _decode(self, payload: bytes) -> dict[str, Any] | None:
         try:
             return self.serializer().loads(payload)
@@ -74,14 +90,14 @@ class SessionStore(WorkerThreadAsyncMixin, ChangeTrackingMixin, SessionBase):
 
     def create(self) -> None:
         data = self._get_session(no_load=True)
-        self._session_key = self._engine.create(self._serialize(data), self.get_expiry_age())
+        self._session_key = self._engine.create(self._payload(data), self.get_expiry_age())
         self.modified = True
 
     def save(self, must_create: bool = False) -> None:
         if self.session_key is None:
             return self.create()
         data = self._get_session(no_load=must_create)
-        payload = self._serialize(data)
+        payload = self._payload(data)
         try:
             self._session_key = self._engine.save(
                 self.session_key,

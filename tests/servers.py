@@ -31,6 +31,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _all_threads_stopped(pid: int) -> bool:
+    """Whether every thread of ``pid`` is in the stopped state (Linux ``/proc``)."""
+    states = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(FileNotFoundError), open(f"/proc/{pid}/task/{task}/stat") as f:
+            states.append(f.read().rpartition(")")[2].split()[0])
+    return bool(states) and all(state in ("T", "t") for state in states)
+
+
 class ServerProcess:
     """One server on 127.0.0.1 that a test can crash, hang, wake and reboot empty."""
 
@@ -79,9 +88,19 @@ class ServerProcess:
             self.process.wait(timeout=10)
 
     def pause(self) -> None:
-        """SIGSTOP: the node accepts connections but never answers (a hung node or a split)."""
+        """SIGSTOP: the node accepts connections but never answers (a hung node or a split).
+
+        Returns once every thread of the server is stopped: the signal is delivered
+        asynchronously, and a thread still running on the other core would answer one more
+        request (seen as a rare failure of the paused-node timeout test on a busy machine).
+        """
         assert self.process is not None
         self.process.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _all_threads_stopped(self.process.pid):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.command()[0]} on port {self.port} did not stop")
+            time.sleep(0.005)
 
     def resume(self) -> None:
         assert self.process is not None

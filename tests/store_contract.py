@@ -209,6 +209,31 @@ class StoreContract:
         assert isinstance(new, bytes) and new != old
         assert store.get_versioned(KEY) == (VALUE, new)
 
+    def test_replace_if_version_writes_only_over_the_version_read(self, store: Store) -> None:
+        """Compare-and-set: a write made since the token was read wins, a gone key stays gone."""
+        assert store.replace_if_version(KEY, VALUE, 100, b"1") is None
+        assert store.get(KEY) is None
+        read = store.add_versioned(KEY, b"old", 100)
+        assert read is not None
+        written = store.replace_if_version(KEY, VALUE, 100, read)
+        assert isinstance(written, bytes) and written != read
+        assert store.get_versioned(KEY) == (VALUE, written)
+        assert store.replace_if_version(KEY, b"late", 100, read) is None  # changed since
+        assert store.get(KEY) == VALUE
+        assert store.replace_if_version(KEY, b"x", 100, b"not a token") is None
+        assert store.get(KEY) == VALUE
+        store.delete(KEY)
+        assert store.replace_if_version(KEY, b"late", 100, written) is None
+        assert store.get(KEY) is None
+
+    def test_concurrent_replace_if_version_has_one_winner(self, store: Store) -> None:
+        read = store.add_versioned(KEY, b"old", 100)
+        assert read is not None
+        answers = race(RACERS, lambda i: store.replace_if_version(KEY, b"racer-%d" % i, 100, read))
+        winners = [i for i, token in enumerate(answers) if token is not None]
+        assert len(winners) == 1, answers
+        assert store.get(KEY) == b"racer-%d" % winners[0]
+
     def test_a_rewrite_changes_the_token_a_touch_does_not(self, store: Store) -> None:
         store.set(KEY, VALUE, 100)
         token = store.version(KEY)

@@ -1,4 +1,9 @@
-"""In-place changes are saved, and a response works out `modified` once, on real memcached."""
+"""In-place changes are saved, and a response works out `modified` once, on real memcached.
+
+A value the serializer cannot encode (issue 12: a date appended in place, which pickle took)
+never makes reading ``modified`` raise; ``save()`` raises ``SessionNotSerializable`` naming the
+attribute, and the stored copy stays.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,32 @@ from unittest import mock
 import pytest
 from django.test import Client, override_settings
 
+from django_msm.exceptions import MSMError, SessionNotSerializable
 from django_msm.session import SessionStore
+from tests.servers import raw_get
 
 pytestmark = pytest.mark.integration
 
 
+OURS = "django_msm.middleware.SessionMiddleware"
+DJANGOS = "django.contrib.sessions.middleware.SessionMiddleware"
+
+
 @pytest.fixture
-def settings_for(memcached_nodes):
-    servers = memcached_nodes(2)
+def servers(memcached_nodes):
+    return memcached_nodes(2)
+
+
+@pytest.fixture
+def settings_for(servers):
+    return _settings(servers, OURS)
+
+
+def _settings(servers, middleware):
     return override_settings(
         DJANGO_MSM={"MEMCACHED_NODES": ",".join(s.spec for s in servers)},
         ROOT_URLCONF="tests.change_urls",
-        MIDDLEWARE=["django_msm.middleware.SessionMiddleware"],
+        MIDDLEWARE=[middleware],
     )
 
 
@@ -45,4 +64,39 @@ def test_a_read_only_response_serializes_the_session_once(settings_for):
                                side_effect=SessionStore._serialize) as serialize:
             assert client.get("/read/").content == b"apple"
         assert serialize.call_count == 1  # our middleware settles it; Django's reuses it
+        assert SessionStore(key).load() == {"cart": ["apple"]}
+
+
+@pytest.mark.parametrize("middleware", [OURS, DJANGOS])
+@pytest.mark.parametrize(("path", "attribute"), [("/append-date/", "cart"), ("/set-date/", "d")])
+def test_a_value_json_cannot_encode_fails_at_save_and_keeps_the_copy(
+    servers, middleware, path, attribute
+):
+    with _settings(servers, middleware):
+        client, key = _client_with_cart(["apple"])
+        stored = [raw_get(server, name) for server in servers for name in (key, f"bak:{key}")]
+        with pytest.raises(SessionNotSerializable) as info:
+            client.get(path)
+        error = info.value
+        assert isinstance(error, MSMError) and error.attribute == attribute
+        assert [entry.name for entry in info.traceback][-2:] == ["save", "_payload"]
+        message = str(error)
+        assert f"session attribute {attribute!r}" in message, message
+        assert "Object of type date is not JSON serializable" in message, message
+        assert key not in message and key[:32] not in message
+        assert [raw_get(server, name) for server in servers
+                for name in (key, f"bak:{key}")] == stored
+        assert SessionStore(key).load() == {"cart": ["apple"]}
+        assert client.get("/read/").content == b"apple"
+
+
+def test_reading_modified_after_an_unencodable_in_place_change_is_true(settings_for):
+    with settings_for:
+        _, key = _client_with_cart(["apple"])
+        store = SessionStore(key)
+        store["cart"].append(mock.sentinel.unencodable)
+        assert store.modified is True
+        with pytest.raises(SessionNotSerializable) as info:
+            store.save()
+        assert info.value.attribute == "cart"
         assert SessionStore(key).load() == {"cart": ["apple"]}

@@ -2,6 +2,8 @@
 
 Messages are spelled out here rather than built from ``checks.E00x`` so that a changed message
 fails a test (users grep for them, docs quote them). E010 (node kinds) is left to the Redis work.
+``reports`` gives every setting two nodes unless the test names its own ``MEMCACHED_NODES``: the
+default is a single node, which W028 warns about, and most tests are about something else.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import math
 from typing import Any
 
 import pytest
-from django.core.checks import CheckMessage, Error, run_checks
+from django.core.checks import CheckMessage, Error, Warning, run_checks
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
@@ -31,8 +33,11 @@ KNOWN_KEYS = (
 )
 
 
-def reports(msm: Any) -> list[CheckMessage]:
-    """Return what both the validator and Django's check framework say about ``msm``."""
+def reports(msm: Any, two_nodes: bool = True) -> list[CheckMessage]:
+    """Return what both the validator and Django's check framework say about ``msm`` (with
+    ``NODES`` unless it names its own, or ``two_nodes`` is False)."""
+    if two_nodes and isinstance(msm, dict):
+        msm = {"MEMCACHED_NODES": NODES, **msm}
     with override_settings(DJANGO_MSM=msm):
         found = checks.validate()
         assert run_checks(tags=["django_msm"]) == found
@@ -90,7 +95,7 @@ def test_every_key_set_to_a_valid_value_passes() -> None:
         "LOCAL_CACHE_BYTES": 1024,
         "LOCKING_MODE": "uriPattern:^/cart/",
         "LOCK_EXPIRATION": 3,
-        "LOCK_WAIT_TIMEOUT": 0.5,
+        "LOCK_WAIT_TIMEOUT": 3.5,
         "LOCK_TIMEOUT_POLICY": "proceed",
         "SESSION_ATTRIBUTE_FILTER": None,
         "ENABLE_STATISTICS": True,
@@ -98,8 +103,18 @@ def test_every_key_set_to_a_valid_value_passes() -> None:
     assert reports(msm) == []
 
 
-def test_empty_dict_uses_defaults_and_passes() -> None:
-    assert reports({}) == []
+def w028() -> Warning:
+    return Warning(
+        "DJANGO_MSM['MEMCACHED_NODES'] has a single node: sessions have no backup copy.",
+        hint="Configure two or more nodes as 'id:host:port' (or 'id:cache:ALIAS'), on separate "
+        "machines: with one node, every session is lost when it fails, and writes made while "
+        "it fails over are dropped.",
+        id="django_msm.W028",
+    )
+
+
+def test_empty_dict_uses_defaults_and_warns_of_the_single_node() -> None:
+    assert reports({}, two_nodes=False) == [w028()]
 
 
 TWO = [("n1", "10.0.0.1:11211"), ("n2", "10.0.0.2:11211")]
@@ -122,7 +137,7 @@ TWO = [("n1", "10.0.0.1:11211"), ("n2", "10.0.0.2:11211")]
     ],
 )
 def test_memcached_node_forms_of_design_parse(spec: Any, expected: list[tuple]) -> None:
-    assert reports({"MEMCACHED_NODES": spec}) == []
+    assert reports({"MEMCACHED_NODES": spec}) == ([w028()] if len(expected) == 1 else [])
     with override_settings(DJANGO_MSM={"MEMCACHED_NODES": spec}):
         nodes = get_config().nodes
     assert [(node.id, node.address) for node in nodes] == expected
@@ -281,9 +296,39 @@ def test_e008_lock_wait_timeout(value: Any) -> None:
     assert reports({"LOCK_WAIT_TIMEOUT": value}) == [e008("LOCK_WAIT_TIMEOUT")]
 
 
-@pytest.mark.parametrize("value", [None, 0.2, 3])
-def test_good_lock_wait_timeout(value: Any) -> None:
-    assert reports({"LOCK_WAIT_TIMEOUT": value}) == []
+@pytest.mark.parametrize(("wait", "expiration"), [(None, None), (5, None), (8.5, None), (2, 2.0)])
+def test_good_lock_wait_timeout(wait: Any, expiration: Any) -> None:
+    msm = {"LOCK_WAIT_TIMEOUT": wait}
+    if expiration is not None:
+        msm["LOCK_EXPIRATION"] = expiration
+    assert reports(msm) == []
+
+
+@pytest.mark.parametrize(("wait", "expiration"), [(0.2, 5.0), (3, 5.0), (1.0, 2.5)])
+def test_w027_lock_wait_shorter_than_a_lock_may_be_held(wait: float, expiration: float) -> None:
+    """A lock is legitimately held up to LOCK_EXPIRATION; shorter waits answer 503 (issue 12)."""
+    assert reports({"LOCK_WAIT_TIMEOUT": wait, "LOCK_EXPIRATION": expiration}) == [
+        Warning(
+            f"DJANGO_MSM['LOCK_WAIT_TIMEOUT'] ({wait} s) is shorter than LOCK_EXPIRATION "
+            f"({expiration} s).",
+            hint="A request may hold its session lock for up to LOCK_EXPIRATION; others of the "
+            "same user wait at most LOCK_WAIT_TIMEOUT, then answer 503 (or run unlocked). Leave "
+            "LOCK_WAIT_TIMEOUT unset (it follows LOCK_EXPIRATION) or raise it.",
+            id="django_msm.W027",
+        )
+    ]
+
+
+@pytest.mark.parametrize(("msm", "wait"), [
+    ({}, 5.0),
+    ({"LOCK_EXPIRATION": 8}, 8.0),
+    ({"LOCK_EXPIRATION": 2.0, "OPERATION_TIMEOUT": 0.25}, 2.0),
+    ({"LOCK_EXPIRATION": 2.0, "LOCK_WAIT_TIMEOUT": 3}, 3.0),
+])
+def test_lock_wait_defaults_to_lock_expiration(msm: dict[str, Any], wait: float) -> None:
+    """It was OPERATION_TIMEOUT (1 s), shorter than a lock may be held (5 s): 503s under load."""
+    with override_settings(DJANGO_MSM=msm):
+        assert get_config().lock_wait == wait
 
 
 @pytest.mark.parametrize("key", DURATIONS)
@@ -519,3 +564,44 @@ def test_get_config_after_a_bad_override_recovers() -> None:
     with override_settings(DJANGO_MSM={"RETRY_ATTEMPTS": 0}), pytest.raises(ConfigurationError):
         get_config()
     assert get_config().retry_attempts == 2
+
+
+# -- W028: a single node --------------------------------------------------------------------------
+@pytest.mark.parametrize("nodes", [
+    "127.0.0.1:11211", "n1:127.0.0.1:11211", ["n1:127.0.0.1:11211"], "r1:redis://127.0.0.1:6379/0",
+])
+def test_w028_a_single_node_has_no_backup_copy(nodes: Any) -> None:
+    """The single id-less 'host:port' form warns too: it has no backup copy either."""
+    assert reports({"MEMCACHED_NODES": nodes}) == [w028()]
+
+
+def test_w028_comes_after_the_errors() -> None:
+    found = reports({"MEMCACHED_NODES": "n1:127.0.0.1:11211", "RETRY_ATTEMPTS": 0})
+    assert found == [e011("RETRY_ATTEMPTS"), w028()]
+
+
+def test_no_w028_when_msm_is_disabled() -> None:
+    """ENABLED = False keeps sessions in the process: no node, no backup to warn about."""
+    assert reports({"MEMCACHED_NODES": "127.0.0.1:11211", "ENABLED": False}) == []
+    assert reports({"ENABLED": False}, two_nodes=False) == []
+
+
+def test_no_w028_with_a_failover_node() -> None:
+    """A failover node holds the backup copies of the regular node (the backup walk wraps
+    through failover nodes), so one regular node plus one failover node has a backup."""
+    assert reports({"MEMCACHED_NODES": NODES, "FAILOVER_NODES": "n2"}) == []
+
+
+def test_no_w028_on_top_of_a_node_error() -> None:
+    """A single node with FAILOVER_NODES is E007 already; the warning would say it twice."""
+    found = reports({"MEMCACHED_NODES": "n1:127.0.0.1:11211", "FAILOVER_NODES": "n1"})
+    assert [message.id for message in found] == ["django_msm.E007"]
+
+
+def test_the_warnings_never_stop_the_engine() -> None:
+    with override_settings(DJANGO_MSM={"MEMCACHED_NODES": "127.0.0.1:11211",
+                                       "LOCK_WAIT_TIMEOUT": 0.5}):
+        assert [message.id for message in checks.validate()] == [
+            "django_msm.W027", "django_msm.W028"
+        ]
+        assert get_config().lock_wait == 0.5

@@ -146,6 +146,8 @@ def test_copies_signed_with_a_fallback_secret_still_verify() -> None:
         keys = get_config().signing_keys
         assert len(keys) == 3 and keys[2] == old_keys[0]
         assert unpack(data, keys) == SESSION
+        assert unpack(data, keys).signed_with == 2  # which key verified it: re-sign it
+        assert unpack(pack(SESSION, keys[0], 4096), keys).signed_with == 0
     with override_settings(SECRET_KEY="new secret", SECRET_KEY_FALLBACKS=[]):
         keys = get_config().signing_keys
         assert keys[0] != old_keys[0]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
+import os
 import time
 
 import pytest
@@ -11,7 +13,7 @@ from django.test import override_settings
 from django_msm.clock import FakeClock, SystemClock
 from django_msm.core import keys as msm_keys
 from django_msm.core.hostversions import _STRIDE, HostVersions
-from django_msm.runtime import get_cluster
+from django_msm.runtime import get_cluster, reset_cluster
 from django_msm.session import SessionStore
 
 
@@ -116,3 +118,127 @@ def test_another_workers_write_is_seen_at_once(memcached_nodes):
         get_cluster().sticky.local = other_local  # back to this worker's (stale) copies
         assert other_local.get(key).copy.payload == b'{"n":1}'
         assert SessionStore(key).load() == {"n": 2}
+
+
+# -- the table's file: per account, never an error, removed by its last user -------------------
+def test_the_last_user_to_close_the_table_removes_it(tmp_path):
+    path = HostVersions.path_for("app|r1", str(tmp_path))
+    assert os.path.basename(path).endswith(f"-u{os.geteuid()}")
+    first, second = (HostVersions(path, 64, 5.0, SystemClock()) for _ in range(2))
+    first.put("k", b"7")
+    first.close()
+    first.close()  # twice is harmless
+    assert os.path.exists(path) and second.get("k") == b"7"
+    second.close()
+    assert os.listdir(tmp_path) == []
+
+
+def _open_and_wait(path: str, opened) -> None:
+    HostVersions(path, 64, 5.0, SystemClock())
+    opened.set()
+    time.sleep(60)  # killed by the test, never closes
+
+
+def test_tables_left_by_dead_processes_are_removed_at_start(tmp_path):
+    folder = str(tmp_path)
+    dead_path = HostVersions.path_for("dead", folder)
+    context = multiprocessing.get_context("fork")
+    opened = context.Event()
+    worker = context.Process(target=_open_and_wait, args=(dead_path, opened))
+    worker.start()
+    try:
+        assert opened.wait(10)
+        live = HostVersions(HostVersions.path_for("live", folder), 64, 5.0, SystemClock())
+        assert HostVersions.remove_stale(folder) == 0  # the worker still holds its table
+    finally:
+        worker.kill()
+        worker.join(10)
+    assert os.path.exists(dead_path)  # killed: nobody closed it
+    (tmp_path / "django_msm-notatable").write_bytes(b"x")
+    assert HostVersions.remove_stale(folder) == 1
+    assert sorted(os.listdir(folder)) == sorted(
+        ["django_msm-notatable", os.path.basename(live.path)]
+    )
+    live.put("k", b"1")
+    assert live.get("k") == b"1"
+    live.close()
+
+
+@pytest.mark.integration
+def test_a_table_that_cannot_be_opened_is_one_warning_and_sessions_are_served(
+    memcached_nodes, caplog
+):
+    servers = memcached_nodes(2)
+    msm = {"MEMCACHED_NODES": ",".join(s.spec for s in servers), "STICKY": True, "ROUTE": "r1"}
+    with override_settings(DJANGO_MSM=msm):
+        path = get_cluster().sticky.host.path
+        reset_cluster()  # its last user: the table is removed
+        os.mkdir(path)  # what stands in its way now cannot be opened as a table
+        try:
+            with caplog.at_level(logging.WARNING, logger="django_msm.core.cluster"):
+                for _ in range(3):
+                    reset_cluster()
+                    assert get_cluster().sticky.host is None
+                    store = SessionStore()
+                    store["n"] = 1
+                    store.save()
+                    assert SessionStore(store.session_key).load() == {"n": 1}
+        finally:
+            reset_cluster()
+            os.rmdir(path)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "django_msm.core.cluster"]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(f"sticky mode without the host version table {path} (")
+
+
+NOBODY = 65534
+
+
+def _serve_as_nobody(root_key: str, results) -> None:
+    """A web worker under another account, started after root touched the table."""
+    try:
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+        reset_cluster()  # a new process: its own cluster, its own table
+        host = get_cluster().sticky.host
+        own = SessionStore()
+        own["who"] = "nobody"
+        own.save()
+        loaded = [SessionStore(own.session_key).load(), SessionStore(root_key).load()]
+        stat = os.stat(host.path)
+        results.put((loaded, host.path, stat.st_uid))
+        reset_cluster()  # the worker exits: it was the table's only user
+        results.put(os.path.exists(host.path))
+    except BaseException as exc:  # reported to the test
+        results.put(repr(exc))
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching accounts needs root (CI runs as root)")
+def test_root_touching_the_table_first_leaves_workers_of_another_account_serving(
+    memcached_nodes,
+):
+    servers = memcached_nodes(2)
+    msm = {"MEMCACHED_NODES": ",".join(s.spec for s in servers), "STICKY": True, "ROUTE": "r1"}
+    with override_settings(DJANGO_MSM=msm):
+        store = SessionStore()  # root, as `manage.py msm_status` or a shell would, first
+        store["who"] = "root"
+        store.save()
+        assert SessionStore(store.session_key).load() == {"who": "root"}
+        root_path = get_cluster().sticky.host.path
+        context = multiprocessing.get_context("fork")
+        results = context.Queue()
+        worker = context.Process(target=_serve_as_nobody, args=(store.session_key, results))
+        worker.start()
+        served = results.get(timeout=30)
+        assert not isinstance(served, str), served  # the worker's exception
+        exists_after = results.get(timeout=30)
+        worker.join(10)
+        assert worker.exitcode == 0
+        loaded, nobody_path, owner = served
+        assert loaded == [{"who": "nobody"}, {"who": "root"}]
+        assert owner == NOBODY and nobody_path != root_path
+        assert exists_after is False
+        assert SessionStore(store.session_key).load() == {"who": "root"}  # root still serves
+        assert get_cluster().sticky.host.path == root_path

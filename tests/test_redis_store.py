@@ -392,7 +392,8 @@ def reports(nodes: str, caches_setting: dict[str, Any] | None = None) -> list[An
 def test_every_redis_form_passes_the_checks(server: RedisProcess) -> None:
     nodes = f"r1:{server.url} r2:rediss://h:6380/1 m1:127.0.0.1:11211 c1:cache:sessions"
     assert reports(nodes, {"default": redis_cache(server), "sessions": redis_cache(server)}) == []
-    assert reports("redis://127.0.0.1:6379") == []
+    single = reports("redis://127.0.0.1:6379")  # the single id-less form: no backup copy
+    assert [message.id for message in single] == ["django_msm.W028"]
 
 
 def test_e013_cache_alias_not_in_caches() -> None:
@@ -427,7 +428,8 @@ def test_e015_cache_alias_without_socket_timeout(server: RedisProcess) -> None:
         id="django_msm.E015",
     )]
     entry["OPTIONS"] = {"CONNECTION_POOL_KWARGS": {"socket_timeout": 0.5}}
-    assert reports("c1:cache:default", {"default": entry}) == []
+    found = reports("c1:cache:default", {"default": entry})
+    assert [message.id for message in found] == ["django_msm.W028"]  # one node: no backup copy
 
 
 @pytest.mark.parametrize(("url", "error"), [

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import ClassVar
 
 import pytest
 
@@ -26,12 +25,6 @@ MEMCACHED_ITEM_SIZE = 1024 * 1024  # memcached's default -I
 
 class TestInMemoryStore(StoreContract):
     """The process-local store (``ENABLED = False``, unit tests of the core)."""
-
-    known_bugs: ClassVar[dict[str, str]] = {
-        "test_delete_of_an_expired_item_is_false":
-            "InMemoryStore.delete pops the item without checking its expiry, so it answers "
-            "True for an item that expired but was not read since (memcached and Redis: False)",
-    }
 
     def make_store(self) -> Store:
         self.clock = FakeClock()
@@ -61,19 +54,6 @@ class TestMemcachedStore(ItemLimitContract, ServerStoreContract):
     item_size_limit = MEMCACHED_ITEM_SIZE
     ttl_slack = 1.0  # memcached's clock ticks in whole seconds
     stale_connection_failures = 1  # pymemcache notices a dead pooled socket only by using it
-    known_bugs: ClassVar[dict[str, str]] = {
-        "test_unlock_of_an_expired_lock_is_false":
-            "the lock item outlives its deadline by up to ceil(ttl) + 1 s and unlock deletes "
-            "it by CAS alone, so a release after expiry answers True and the core never counts "
-            "locks_expired_before_release on memcached",
-        "test_an_oversize_write_leaves_the_stored_value[add_versioned]":
-            "memcached unlinks the stored item when a meta set (ms ... ME) is too large, so an "
-            "over-size add_versioned deletes the session it should have left alone",
-        "test_an_oversize_write_leaves_the_stored_value[replace_versioned]":
-            "memcached unlinks the stored item when a meta set (ms ... MR) is too large: a save "
-            "(BackupSessionService.update) over the node's item size deletes the session, "
-            "while plain replace leaves it",
-    }
 
     def start_server(self) -> ServerProcess:
         return MemcachedProcess("n1").start()

@@ -9,10 +9,13 @@ nothing reaches through another part to find a third:
 * ``copies``: where a session's copies are and how they are read and written;
 * ``locker`` and ``read_only``: session locking and ``auto`` mode's memory;
 * ``writer``: SESSION_BACKUP_ASYNC's worker pool (None for synchronous writes);
+* ``rotation``: re-signs copies verified with a ``SECRET_KEY_FALLBACKS`` key;
 * ``sticky``: sticky mode's process-local copies and the host's version table (None otherwise).
 """
 
 from __future__ import annotations
+
+import logging
 
 from ..clock import Clock, SystemClock
 from ..stores import Store
@@ -24,9 +27,13 @@ from .hostversions import HostVersions
 from .locking import ReadOnlyRequests, SessionLocker
 from .nodes import Node
 from .registry import NodeRegistry
+from .rotation import KeyRotation
 from .stats import statistics
 from .sticky import LocalSessions, StickyCopies
 from .writer import BackupWriter
+
+logger = logging.getLogger(__name__)
+_unusable_tables: set[str] = set()  # warned about once per process
 
 
 class Cluster:
@@ -60,6 +67,7 @@ class Cluster:
             self.sticky = StickyCopies(self.local, _host_versions(config, self.clock))
         self.copies = BackupSessionService(self.registry, config, self.away, self.clock)
         self.locker = SessionLocker(self.registry, config, self.clock)
+        self.rotation = KeyRotation(self.registry, config, self.clock)
 
     def close(self) -> None:
         """Flush pending backup writes, unmap the host table, close the node connections."""
@@ -71,10 +79,20 @@ class Cluster:
 
 
 def _host_versions(config: MsmConfig, clock: Clock) -> HostVersions | None:
+    """The host's version table, or None: sticky mode works without it (every read asks the
+    node for the version), so a table that cannot be used is a warning, never a failed request."""
     if not (config.sticky and config.route and config.host_version_slots):
         return None
     nodes = ",".join(node.address for node in config.nodes)
     secret = config.signing_keys[0].hex()[:16]
     identity = f"{secret}|{config.storage_prefix}|{config.route}|{nodes}"
     path = HostVersions.path_for(identity)
-    return HostVersions(path, config.host_version_slots, config.host_version_trust, clock)
+    try:
+        HostVersions.remove_stale()
+        return HostVersions(path, config.host_version_slots, config.host_version_trust, clock)
+    except OSError as exc:
+        if path not in _unusable_tables:
+            _unusable_tables.add(path)
+            logger.warning("sticky mode without the host version table %s (%s): every read "
+                           "asks the node for the session's version", path, exc)
+        return None

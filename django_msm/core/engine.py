@@ -98,7 +98,10 @@ class SessionEngine:
         data = self._decode(loaded.copy)
         if data is None or loaded.copy is None:
             return Outcome({}, None)
-        self._remember(located[0], loaded.copy, loaded.token, local=not loaded.from_backup)
+        token = loaded.token
+        if loaded.copy.signed_with:  # a SECRET_KEY_FALLBACKS key: re-sign before it is removed
+            token = self.cluster.rotation.resign(*located) or token
+        self._remember(located[0], loaded.copy, token, local=not loaded.from_backup)
         return Outcome(data, key, self._plan_move(*located, loaded))
 
     def _decode(self, copy: Copy | None) -> dict[str, Any] | None:

@@ -9,7 +9,8 @@
 * ``payload`` is ``SESSION_SERIALIZER`` output, zlib-compressed above ``COMPRESS_MIN_SIZE``.
 * The HMAC is keyed from ``SECRET_KEY`` (and verified with ``SECRET_KEY_FALLBACKS``): a value
   that fails it is a logged miss. This gives ``signing.dumps``' guarantee at a fraction of its
-  cost: no base64, one HMAC over raw bytes.
+  cost: no base64, one HMAC over raw bytes. ``Copy.signed_with`` tells which key verified it,
+  so a copy signed with a fallback is re-signed when read (``core.rotation``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import hashlib
 import hmac
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..exceptions import CorruptCopy
 
@@ -37,13 +38,15 @@ class Kind(enum.IntEnum):
 
 @dataclass(frozen=True)
 class Copy:
-    """One decoded stored copy. ``payload`` is the serializer's (uncompressed) output."""
+    """One decoded stored copy. ``payload`` is the serializer's (uncompressed) output;
+    ``signed_with`` the index of the signing key that verified it (0: the current one)."""
 
     kind: Kind
     revision: int
     written_at: float
     expires_at: float
     payload: bytes = b""
+    signed_with: int = field(default=0, compare=False)
 
     @property
     def is_tombstone(self) -> bool:
@@ -84,7 +87,11 @@ def unpack(data: bytes, keys: tuple[bytes, ...]) -> Copy:
     if len(data) < _HEADER.size + _MAC_SIZE:
         raise CorruptCopy("stored value too short")
     body, mac = data[:-_MAC_SIZE], data[-_MAC_SIZE:]
-    if not any(hmac.compare_digest(mac, _mac(key, body)) for key in keys):
+    signed_with = next(
+        (index for index, key in enumerate(keys) if hmac.compare_digest(mac, _mac(key, body))),
+        None,
+    )
+    if signed_with is None:
         raise CorruptCopy("stored value failed its signature")
     version, kind, flags, revision, written_at, expires_at = _HEADER.unpack_from(body)
     if version != VERSION or kind not in (Kind.SESSION, Kind.TOMBSTONE):
@@ -95,4 +102,4 @@ def unpack(data: bytes, keys: tuple[bytes, ...]) -> Copy:
             payload = zlib.decompress(payload)
         except zlib.error as exc:
             raise CorruptCopy("stored value failed to decompress") from exc
-    return Copy(Kind(kind), revision, written_at, expires_at, payload)
+    return Copy(Kind(kind), revision, written_at, expires_at, payload, signed_with)

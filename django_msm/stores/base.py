@@ -77,6 +77,11 @@ class Store(abc.ABC):
         return value_token(value) if self.replace(key, value, ttl) else None
 
     @abc.abstractmethod
+    def replace_if_version(self, key: str, value: bytes, ttl: int, token: bytes) -> bytes | None:
+        """Compare-and-set: store only if the item's version token is still ``token``; return
+        the new token, or None if the item changed since or is gone (nothing was written)."""
+
+    @abc.abstractmethod
     def lock(self, key: str, token: bytes, ttl: float) -> bytes | None:
         """Atomically create a lock item; return the proof ``unlock`` needs, None if held."""
 

@@ -30,6 +30,10 @@ logger = logging.getLogger(__name__)
 # memcached reads an exptime above 30 days as an absolute unix time (msm #228; Django agrees).
 RELATIVE_TTL_LIMIT = 60 * 60 * 24 * 30
 _TOO_LARGE = (b"object too large", b"out of memory storing object")
+# An item is its key, its value and this much more (header, CAS, "\r\n": 59 bytes on memcached
+# 1.6, a few to spare); memcached's item size limit (-I) is never below 1 KiB.
+ITEM_OVERHEAD = 64
+MIN_ITEM_LIMIT = 1024
 T = TypeVar("T")
 
 
@@ -52,11 +56,12 @@ def _cas(reply: bytes) -> bytes | None:
     raise MemcacheUnknownError(f"meta reply without CAS: {reply!r}")
 
 
-def _lock_deadline(value: bytes) -> float:
-    """The wall-clock deadline stored in a lock item; 0 (expired) for anything unreadable."""
+def _deadline(text: bytes) -> float:
+    """A lock's wall-clock deadline (the last field of its item and of its proof); 0
+    (expired) for anything unreadable."""
     try:
-        return float(value.rsplit(b" ", 1)[1])
-    except (IndexError, ValueError):
+        return float(text.rpartition(b" ")[2])
+    except ValueError:
         return 0.0
 
 
@@ -102,6 +107,7 @@ class MemcachedStore(Store):
         # Backup copies and tombstones wait at most SESSION_BACKUP_TIMEOUT (msm's
         # sessionBackupTimeout): a slow second copy must not hold the response.
         self.backup_client = self._pool(backup_timeout) if backup_timeout else self.client
+        self._item_limit: float | None = None  # the node's -I, asked once (see _check_size)
 
     def _pool(self, timeout: float) -> PooledClient:
         host, _, port = self.node.address.rpartition(":")
@@ -131,7 +137,28 @@ class MemcachedStore(Store):
 
     @_wrap_errors
     def set(self, key: str, value: bytes, ttl: int) -> None:
+        self._check_size(self.backup_client, key, value)
         self.backup_client.set(key, value, expire=self._exp(ttl), noreply=False)
+
+    def _check_size(self, client: PooledClient, key: str, value: bytes) -> None:
+        """Raise ItemTooLarge before sending a value the node would refuse.
+
+        memcached answers an over-size ``set`` or meta set by *unlinking* the item it held
+        ("avoid stale data"), so a save over the item size limit would delete the session it
+        failed to update. The limit is read once from ``stats settings``; small values (the
+        common case, and every lock) never need it.
+        """
+        size = len(key) + len(value) + ITEM_OVERHEAD
+        if size <= MIN_ITEM_LIMIT:
+            return
+        if self._item_limit is None:
+            limit = client.stats("settings").get(b"item_size_max")
+            self._item_limit = float(limit) if isinstance(limit, int) else math.inf
+        if size > self._item_limit:
+            raise ItemTooLarge(
+                f"node {self.node.label!r}: a value of {len(value)} bytes is over its item "
+                f"size limit of {self._item_limit:.0f} bytes"
+            )
 
     @_wrap_errors
     def touch(self, key: str, ttl: int) -> bool:
@@ -157,9 +184,15 @@ class MemcachedStore(Store):
     def replace_versioned(self, key: str, value: bytes, ttl: int) -> bytes | None:
         return self._meta_set(key, value, ttl, b"MR")
 
+    def replace_if_version(self, key: str, value: bytes, ttl: int, token: bytes) -> bytes | None:
+        if not token.isdigit():
+            return None  # not a CAS value: it cannot match
+        return self._meta_set(key, value, ttl, b"C" + token)
+
     @_wrap_errors
     def _meta_set(self, key: str, value: bytes, ttl: int, flag: bytes) -> bytes | None:
         """``ms`` with a mode (ME add, MR replace) or a CAS compare (C<cas>); the new CAS."""
+        self._check_size(self.client, key, value)
         head = b"ms %s %d T%d %s c\r\n" % (key.encode(), len(value), self._exp(ttl), flag)
         return _cas(self.client.raw_command(head + value))
 
@@ -167,32 +200,39 @@ class MemcachedStore(Store):
     # deletes it only if the CAS still matches, so a late release never frees the next owner's
     # lock. memcached expires items on whole seconds of its own clock, which could end a lock
     # up to a second early; so the item lives one second longer and carries its exact deadline,
-    # and a waiter takes over a lock past its deadline with a compare-and-set on its CAS.
+    # and a waiter takes over a lock past its deadline with a compare-and-set on its CAS. The
+    # proof is "<cas> <deadline>": a release past the deadline still deletes the item if no one
+    # took it over, but answers False (the lock expired before it was released).
     @_wrap_errors
     def lock(self, key: str, token: bytes, ttl: float) -> bytes | None:
         deadline = self.clock.time() + ttl
         value = b"%s %.6f" % (token, deadline)
         life = math.ceil(ttl) + 1
-        proof = self._meta_set(key, value, life, b"ME")
-        if proof is not None:
-            return proof
-        held, cas = self.client.gets(key)
-        if held is None:  # released meanwhile: one more try, the caller's loop does the rest
-            return self._meta_set(key, value, life, b"ME")
-        if _lock_deadline(held) > self.clock.time():
-            return None
-        return self._meta_set(key, value, life, b"C" + cas)
+        cas = self._meta_set(key, value, life, b"ME")
+        if cas is None:
+            held, held_cas = self.client.gets(key)
+            if held is None:  # released meanwhile: one more try, the caller's loop does the rest
+                cas = self._meta_set(key, value, life, b"ME")
+            elif _deadline(held) <= self.clock.time():
+                cas = self._meta_set(key, value, life, b"C" + held_cas)
+        return None if cas is None else b"%s %.6f" % (cas, deadline)
 
     @_wrap_errors
     def unlock(self, key: str, proof: bytes) -> bool:
-        return self.client.raw_command(b"md %s C%s" % (key.encode(), proof)).startswith(b"HD")
+        cas = proof.partition(b" ")[0]
+        if not cas.isdigit():
+            return False  # not a proof of this store: nothing to release
+        deleted = self.client.raw_command(b"md %s C%s" % (key.encode(), cas)).startswith(b"HD")
+        return deleted and _deadline(proof) > self.clock.time()
 
     @_wrap_errors
     def ping(self) -> None:
         self.client.version()
 
     def drop_connections(self) -> None:
-        """Close every pooled connection; new ones are opened on demand."""
+        """Close every pooled connection; new ones are opened on demand (and the item size
+        limit asked again: a restarted node may have another)."""
+        self._item_limit = None
         self.client.client_pool.clear()
         self.backup_client.client_pool.clear()
 
