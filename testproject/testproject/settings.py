@@ -49,7 +49,7 @@ if MODE == "sticky":
     SESSION_MIDDLEWARE = "django_msm.middleware.SessionMiddleware"
 if os.environ.get("MSM_DEMO_LOCKING"):
     # Generous wait: a request queued behind one that waits out a hung node must not give up.
-    DJANGO_MSM.update({"LOCKING_MODE": os.environ["MSM_DEMO_LOCKING"], "LOCK_WAIT_TIMEOUT": 3.0})
+    DJANGO_MSM.update({"LOCKING_MODE": os.environ["MSM_DEMO_LOCKING"]})
     SESSION_MIDDLEWARE = "django_msm.middleware.SessionMiddleware"
 ENGINE = os.environ.get("MSM_DEMO_ENGINE", "msm")
 if ENGINE in engines.PEER_ENGINES:
