@@ -226,6 +226,30 @@ class StoreContract:
         else:
             assert again is not None and again != token
 
+    def test_cas_writes_only_over_the_version_it_was_given(self, store: Store) -> None:
+        assert store.cas(KEY, VALUE, 100, b"1") is None  # absent: never created
+        assert store.get(KEY) is None
+        first = store.add_versioned(KEY, b"first", 100)
+        assert first is not None
+        assert store.cas(KEY, VALUE, 100, first + b"0") is None
+        assert store.get(KEY) == b"first"
+        second = store.cas(KEY, b"second", 100, first)
+        assert isinstance(second, bytes) and second != first
+        assert store.get_versioned(KEY) == (b"second", second)
+        assert store.cas(KEY, b"late", 100, first) is None  # a writer that read "first" lost
+        assert store.get(KEY) == b"second"
+        store.delete(KEY)
+        assert store.cas(KEY, b"late", 100, second) is None
+        assert store.get(KEY) is None
+
+    def test_concurrent_cas_on_one_version_has_one_winner(self, store: Store) -> None:
+        token = store.add_versioned(KEY, b"start", 100)
+        assert token is not None
+        answers = race(RACERS, lambda i: store.cas(KEY, b"racer-%d" % i, 100, token))
+        winners = [index for index, answer in enumerate(answers) if answer is not None]
+        assert len(winners) == 1, answers
+        assert store.get_versioned(KEY) == (b"racer-%d" % winners[0], answers[winners[0]])
+
     # -- locks ----------------------------------------------------------------------------------
     def test_lock_is_exclusive_until_its_proof_unlocks_it(self, store: Store) -> None:
         proof = store.lock(KEY, b"owner-a", 5.0)

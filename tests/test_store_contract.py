@@ -73,6 +73,10 @@ class TestMemcachedStore(ItemLimitContract, ServerStoreContract):
             "memcached unlinks the stored item when a meta set (ms ... MR) is too large: a save "
             "(BackupSessionService.update) over the node's item size deletes the session, "
             "while plain replace leaves it",
+        "test_an_oversize_write_leaves_the_stored_value[cas]":
+            "memcached unlinks the stored item when a meta set (ms ... C<cas>) is too large, so "
+            "an over-size cas deletes the value it should have left alone (the user index "
+            "stays far below the item size: USER_SESSIONS_MAX entries of bounded size)",
     }
 
     def start_server(self) -> ServerProcess:

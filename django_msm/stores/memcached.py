@@ -157,6 +157,10 @@ class MemcachedStore(Store):
     def replace_versioned(self, key: str, value: bytes, ttl: int) -> bytes | None:
         return self._meta_set(key, value, ttl, b"MR")
 
+    def cas(self, key: str, value: bytes, ttl: int, token: bytes) -> bytes | None:
+        """``ms ... C<cas>``: memcached answers EX (changed) or NF (gone) unless it matches."""
+        return self._meta_set(key, value, ttl, b"C" + token)
+
     @_wrap_errors
     def _meta_set(self, key: str, value: bytes, ttl: int, flag: bytes) -> bytes | None:
         """``ms`` with a mode (ME add, MR replace) or a CAS compare (C<cas>); the new CAS."""
