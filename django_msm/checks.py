@@ -43,6 +43,7 @@ E023 = "DJANGO_MSM['LOCKING_MODE'] is invalid: {value!r}."
 E024 = "DJANGO_MSM['LOCKING_MODE'] uriPattern is not a valid regex: {error}."
 E025 = "DJANGO_MSM['LOCK_TIMEOUT_POLICY'] must be 'fail' or 'proceed'."
 E026 = "DJANGO_MSM['SESSION_ATTRIBUTE_FILTER'] is not a valid regex: {error}."
+E027 = "DJANGO_MSM['END_SESSIONS_ON_PASSWORD_CHANGE'] needs USER_SESSIONS."
 
 HINT_E001 = "Set DJANGO_MSM = {{'MEMCACHED_NODES': 'n1:host1:11211,n2:host2:11211'}}."
 HINT_E002 = "Known keys: {known}."
@@ -70,16 +71,21 @@ HINT_E023 = "Use 'none', 'all', 'auto' or 'uriPattern:<regex>'."
 HINT_E024 = "Use a Python regex searched in request.path, such as 'uriPattern:^/cart/'."
 HINT_E025 = "Use 'fail' (answer 503 with Retry-After) or 'proceed' (run unlocked, warn)."
 HINT_E026 = "Use a Python regex matched against whole session key names, such as 'cart|user_.*'."
+HINT_E027 = "Set USER_SESSIONS to True, or END_SESSIONS_ON_PASSWORD_CHANGE to False."
 
 DURATION_KEYS = (
     "OPERATION_TIMEOUT", "RETRY_TIMEOUT", "LOCK_EXPIRATION", "SESSION_BACKUP_TIMEOUT",
-    "HOST_VERSION_TRUST",
+    "HOST_VERSION_TRUST", "USER_SESSIONS_TOUCH_INTERVAL",
 )
 POSITIVE_INT_KEYS = (
     "MAX_SESSION_SIZE", "COMPRESS_MIN_SIZE", "RETRY_ATTEMPTS", "BACKUP_QUEUE_SIZE",
-    "LOCAL_CACHE_ENTRIES", "LOCAL_CACHE_BYTES",
+    "LOCAL_CACHE_ENTRIES", "LOCAL_CACHE_BYTES", "USER_SESSIONS_MAX",
 )
-BOOL_KEYS = ("STICKY", "SESSION_BACKUP_ASYNC", "ENABLED", "ENABLE_STATISTICS")
+BOOL_KEYS = (
+    "STICKY", "SESSION_BACKUP_ASYNC", "ENABLED", "ENABLE_STATISTICS", "USER_SESSIONS",
+    "USER_SESSIONS_RECORD_IP", "USER_SESSIONS_RECORD_USER_AGENT",
+    "END_SESSIONS_ON_PASSWORD_CHANGE",
+)
 # memcached keys stop at 250 bytes: "lock:" or "bak:" + prefix + the longest session key.
 MAX_PREFIX_LENGTH = 250 - len("lock:") - MAX_KEY_LENGTH
 _STATIC_TOKEN = re.compile(r"\Astatic:[A-Za-z0-9_.-]{1,64}\Z")
@@ -202,6 +208,8 @@ def _check_request_scoped(raw: dict[str, Any]) -> list[CheckMessage]:
     errors = [
         _error(E022, HINT_E022, 22, key=key) for key in BOOL_KEYS if not isinstance(raw[key], bool)
     ]
+    if raw["END_SESSIONS_ON_PASSWORD_CHANGE"] is True and raw["USER_SESSIONS"] is False:
+        errors.append(_error(E027, HINT_E027, 27))
     route = raw["ROUTE"]
     if route is not None and not (isinstance(route, str) and NAME_RE.match(route)):
         errors.append(_error(E020, HINT_E020, 20))
