@@ -9,7 +9,8 @@ nothing reaches through another part to find a third:
 * ``copies``: where a session's copies are and how they are read and written;
 * ``locker`` and ``read_only``: session locking and ``auto`` mode's memory;
 * ``writer``: SESSION_BACKUP_ASYNC's worker pool (None for synchronous writes);
-* ``sticky``: sticky mode's process-local copies and the host's version table (None otherwise).
+* ``sticky``: sticky mode's process-local copies and the host's version table (None otherwise);
+* ``users``: the per-user index of sessions and their ending (None with USER_SESSIONS off).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from .nodes import Node
 from .registry import NodeRegistry
 from .stats import statistics
 from .sticky import LocalSessions, StickyCopies
+from .user_index import UserIndex
+from .user_service import UserSessionService
 from .writer import BackupWriter
 
 
@@ -60,6 +63,12 @@ class Cluster:
             self.sticky = StickyCopies(self.local, _host_versions(config, self.clock))
         self.copies = BackupSessionService(self.registry, config, self.away, self.clock)
         self.locker = SessionLocker(self.registry, config, self.clock)
+        self.users: UserSessionService | None = None
+        if config.user_sessions:
+            self.users = UserSessionService(
+                UserIndex(self.registry, config, self.clock), self.copies, self.registry,
+                config, self.clock, self.events, self.sticky,
+            )
 
     def close(self) -> None:
         """Flush pending backup writes, unmap the host table, close the node connections."""
