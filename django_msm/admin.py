@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -47,4 +48,5 @@ def add_user_action(site: admin.AdminSite | None = None) -> bool:
     return True
 
 
-add_user_action()  # the user admin of apps listed before django_msm is registered by now
+if apps.is_installed("django.contrib.admin"):
+    add_user_action()  # the user admin of the apps listed before this one is registered by now

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
 from django.http import HttpRequest, JsonResponse
 from django.test import override_settings
 from django.urls import include, path
@@ -37,7 +37,18 @@ def visit(request: HttpRequest) -> JsonResponse:
     return _who(request)
 
 
+@require_POST
+def change_password(request: HttpRequest) -> JsonResponse:
+    """What Django's PasswordChangeView does: save the new password, keep this device in."""
+    user = request.user
+    user.set_password(request.POST["password"])
+    user.save()
+    update_session_auth_hash(request, user)
+    return _who(request)
+
+
 urlpatterns = [
+    path("password/", change_password),
     path("login/", log_in),
     path("logout/", log_out),
     path("whoami/", _who),
