@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 Tracked = tuple["str | None", "str | None"]  # (user id, session key) as the index knows them
 Meta = Mapping[str, Any]  # the request's WSGI environ (REMOTE_ADDR, HTTP_USER_AGENT), or None
 MAX_HOPS = 2  # forwards followed to a relocated session's current key
+# Sessions whose last refresh this process remembers (about 150 bytes each); one forgotten
+# costs one index read at its next request, which then finds it fresh and writes nothing.
+RECENT_ENTRIES = 50_000
 
 
 class Found(enum.Enum):
@@ -86,7 +89,7 @@ class UserSessionService:
                  sticky: StickyCopies | None):
         self.index, self.copies, self.registry = index, copies, registry
         self.config, self.clock, self.events, self.sticky = config, clock, events, sticky
-        self.recent = RecentlySeen(config.local_cache_entries)
+        self.recent = RecentlySeen(RECENT_ENTRIES)
 
     # -- kept by the session store ------------------------------------------------------------
     def seen(self, user_id: str, key: str, meta: Meta | None, age: Callable[[], int]) -> None:
