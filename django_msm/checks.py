@@ -49,6 +49,7 @@ W027 = (
     "DJANGO_MSM['LOCK_WAIT_TIMEOUT'] ({wait} s) is shorter than LOCK_EXPIRATION ({expiration} s)."
 )
 W028 = "DJANGO_MSM['MEMCACHED_NODES'] has a single node: sessions have no backup copy."
+E029 = "DJANGO_MSM['END_SESSIONS_ON_PASSWORD_CHANGE'] needs USER_SESSIONS."
 
 HINT_E001 = "Set DJANGO_MSM = {{'MEMCACHED_NODES': 'n1:host1:11211,n2:host2:11211'}}."
 HINT_E002 = "Known keys: {known}."
@@ -86,16 +87,21 @@ HINT_W028 = (
     "with one node, every session is lost when it fails, and writes made while it fails over "
     "are dropped."
 )
+HINT_E029 = "Set USER_SESSIONS to True, or END_SESSIONS_ON_PASSWORD_CHANGE to False."
 
 DURATION_KEYS = (
     "OPERATION_TIMEOUT", "RETRY_TIMEOUT", "LOCK_EXPIRATION", "SESSION_BACKUP_TIMEOUT",
-    "HOST_VERSION_TRUST",
+    "HOST_VERSION_TRUST", "USER_SESSIONS_TOUCH_INTERVAL",
 )
 POSITIVE_INT_KEYS = (
     "MAX_SESSION_SIZE", "COMPRESS_MIN_SIZE", "RETRY_ATTEMPTS", "BACKUP_QUEUE_SIZE",
-    "LOCAL_CACHE_ENTRIES", "LOCAL_CACHE_BYTES",
+    "LOCAL_CACHE_ENTRIES", "LOCAL_CACHE_BYTES", "USER_SESSIONS_MAX",
 )
-BOOL_KEYS = ("STICKY", "SESSION_BACKUP_ASYNC", "ENABLED", "ENABLE_STATISTICS")
+BOOL_KEYS = (
+    "STICKY", "SESSION_BACKUP_ASYNC", "ENABLED", "ENABLE_STATISTICS", "USER_SESSIONS",
+    "USER_SESSIONS_RECORD_IP", "USER_SESSIONS_RECORD_USER_AGENT",
+    "END_SESSIONS_ON_PASSWORD_CHANGE",
+)
 # memcached keys stop at 250 bytes: "lock:" or "bak:" + prefix + the longest session key.
 MAX_PREFIX_LENGTH = 250 - len("lock:") - MAX_KEY_LENGTH
 _STATIC_TOKEN = re.compile(r"\Astatic:[A-Za-z0-9_.-]{1,64}\Z")
@@ -227,6 +233,8 @@ def _check_request_scoped(raw: dict[str, Any]) -> list[CheckMessage]:
     errors = [
         _error(E022, HINT_E022, 22, key=key) for key in BOOL_KEYS if not isinstance(raw[key], bool)
     ]
+    if raw["END_SESSIONS_ON_PASSWORD_CHANGE"] is True and raw["USER_SESSIONS"] is False:
+        errors.append(_error(E029, HINT_E029, 29))
     route = raw["ROUTE"]
     if route is not None and not (isinstance(route, str) and NAME_RE.match(route)):
         errors.append(_error(E020, HINT_E020, 20))

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.utils.module_loading import import_string
 
 from .core.config import LockingMode, LockTimeoutPolicy, MsmConfig
@@ -51,6 +52,12 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "LOCK_TIMEOUT_POLICY": "fail",  # or "proceed": run unlocked with a warning, as msm does
     "ENABLE_STATISTICS": True,
     "SESSION_ATTRIBUTE_FILTER": None,
+    "USER_SESSIONS": True,  # the per-user index: list a user's sessions, end them
+    "USER_SESSIONS_RECORD_IP": False,  # personal data: off unless the site has a purpose
+    "USER_SESSIONS_RECORD_USER_AGENT": True,  # what lets a user recognise a device
+    "USER_SESSIONS_TOUCH_INTERVAL": 300.0,  # last_seen is at most this old
+    "USER_SESSIONS_MAX": 100,  # sessions per user; beyond, the least recently seen ends
+    "END_SESSIONS_ON_PASSWORD_CHANGE": False,
 }
 
 # Django settings whose change invalidates the cached config.
@@ -126,7 +133,20 @@ def build_config() -> MsmConfig:
         attribute_filter=_compiled(raw["SESSION_ATTRIBUTE_FILTER"]),
         session_lifetime=int(settings.SESSION_COOKIE_AGE),
         **_locking(raw),
+        **_user_sessions(raw),
     )
+
+
+def _user_sessions(raw: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "user_sessions": bool(raw["USER_SESSIONS"]),
+        "record_ip": bool(raw["USER_SESSIONS_RECORD_IP"]),
+        "record_user_agent": bool(raw["USER_SESSIONS_RECORD_USER_AGENT"]),
+        "user_touch_interval": float(raw["USER_SESSIONS_TOUCH_INTERVAL"]),
+        "user_sessions_max": int(raw["USER_SESSIONS_MAX"]),
+        "end_sessions_on_password_change": bool(raw["END_SESSIONS_ON_PASSWORD_CHANGE"]),
+        "user_field": SESSION_KEY,
+    }
 
 
 def _compiled(pattern: str | None) -> re.Pattern[str] | None:

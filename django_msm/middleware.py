@@ -15,6 +15,8 @@ async views) and adds:
   saved, on every path: normal responses, exceptions, 5xx, flush, login, relocation, streaming
   responses. A lock that cannot be had answers 503 with ``Retry-After`` (policy "fail").
 * per-request statistics (requests with and without a session).
+* the client of the request (``META``) for the per-user index's IP address and user agent,
+  when USER_SESSIONS_RECORD_IP or _USER_AGENT is on; read only when an entry is written.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class SessionMiddleware(DjangoSessionMiddleware):
             return
         super().process_request(request)
         request.session.lock_wanted = _mode_wants_lock(config, request)
+        if config.user_sessions and (config.record_ip or config.record_user_agent):
+            request.session.client_meta = request.META  # read only at a login or a refresh
 
     def process_view(
         self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any

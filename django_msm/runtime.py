@@ -60,6 +60,11 @@ class SignalEvents(ClusterEvents):
         )
         signal.send(sender=Cluster, old_key=old_key, new_key=new_key)
 
+    def session_ended(self, user_id: str, session_key: str, reason: str) -> None:
+        signals.session_ended.send(
+            sender=Cluster, user_id=user_id, session_key=session_key, reason=reason
+        )
+
 
 def cache_client(alias: str) -> Any:
     """Return django-redis's raw write client for a ``CACHES`` alias (no I/O happens here)."""

@@ -22,11 +22,12 @@ from .changes import ChangeTrackingMixin
 from .core.engine import SessionEngine
 from .exceptions import SessionDeleted, SessionKeyTaken, SessionNotSerializable
 from .runtime import get_cluster
+from .user_tracking import UserTrackingMixin
 
 logger = logging.getLogger(__name__)
 
 
-class SessionStore(WorkerThreadAsyncMixin, ChangeTrackingMixin, SessionBase):
+class SessionStore(WorkerThreadAsyncMixin, ChangeTrackingMixin, UserTrackingMixin, SessionBase):
     """Django session store on node-tagged keys with a backup copy per session."""
 
     def __init__(self, session_key: str | None = None):
@@ -34,6 +35,7 @@ class SessionStore(WorkerThreadAsyncMixin, ChangeTrackingMixin, SessionBase):
         cluster = get_cluster()
         self._attribute_filter = cluster.config.attribute_filter
         self._engine = SessionEngine(cluster, self._decode)
+        self._users = cluster.users  # the per-user index (UserTrackingMixin), None if off
         # Set by django_msm.middleware per request: lock before the first load.
         self.lock_wanted = False
         super().__init__(session_key)
@@ -79,6 +81,7 @@ class SessionStore(WorkerThreadAsyncMixin, ChangeTrackingMixin, SessionBase):
         self._session_key = outcome.key  # Django's contract: an unknown key is never reused
         if outcome.resend_cookie:
             self._modified = True
+        self._track_loaded(outcome.data, outcome.key)
         return outcome.data
 
     def release_lock(self) -> None:
@@ -92,6 +95,7 @@ class SessionStore(WorkerThreadAsyncMixin, ChangeTrackingMixin, SessionBase):
         data = self._get_session(no_load=True)
         self._session_key = self._engine.create(self._payload(data), self.get_expiry_age())
         self.modified = True
+        self._track_written(data)
 
     def save(self, must_create: bool = False) -> None:
         if self.session_key is None:
@@ -110,6 +114,7 @@ class SessionStore(WorkerThreadAsyncMixin, ChangeTrackingMixin, SessionBase):
             raise CreateError from exc
         except SessionDeleted as exc:
             raise UpdateError from exc
+        self._track_written(data)
         return None
 
     def delete(self, session_key: str | None = None) -> None:
@@ -118,6 +123,7 @@ class SessionStore(WorkerThreadAsyncMixin, ChangeTrackingMixin, SessionBase):
                 return
             session_key = self.session_key
         self._engine.delete(session_key)
+        self._track_deleted(session_key)
 
     @classmethod
     def clear_expired(cls) -> None:

@@ -24,11 +24,10 @@ WRITERS: dict[str, Write] = {
     "touch": lambda s, k, v, t: s.touch(k, t),
     "add_versioned": lambda s, k, v, t: s.add_versioned(k, v, t),
     "replace_versioned": lambda s, k, v, t: s.replace_versioned(k, v, t),
-    # compare-and-set over the version just read (any token when the key is absent)
-    "replace_if_version": lambda s, k, v, t: s.replace_if_version(k, v, t, s.version(k) or b"1"),
+    "cas": lambda s, k, v, t: s.cas(k, v, t, s.version(k) or b"0"),
 }
-NEEDS_ITEM = {"replace", "touch", "replace_versioned", "replace_if_version"}
-CONDITIONAL_WRITERS = ["add", "replace", "add_versioned", "replace_versioned", "replace_if_version"]
+NEEDS_ITEM = {"replace", "touch", "replace_versioned", "cas"}
+CONDITIONAL_WRITERS = ["add", "replace", "add_versioned", "replace_versioned", "cas"]
 
 
 def every_call(key: str) -> list[tuple[str, Callable[[Store], object]]]:
@@ -40,7 +39,7 @@ def every_call(key: str) -> list[tuple[str, Callable[[Store], object]]]:
         ("get_versioned", lambda s: s.get_versioned(key)), ("version", lambda s: s.version(key)),
         ("add_versioned", lambda s: s.add_versioned(key, VALUE, 10)),
         ("replace_versioned", lambda s: s.replace_versioned(key, VALUE, 10)),
-        ("replace_if_version", lambda s: s.replace_if_version(key, VALUE, 10, b"1")),
+        ("cas", lambda s: s.cas(key, VALUE, 10, b"1")),
         ("lock", lambda s: s.lock(key, b"owner", 5.0)), ("unlock", lambda s: s.unlock(key, b"1")),
         ("ping", lambda s: s.ping()),
     ]

@@ -209,31 +209,6 @@ class StoreContract:
         assert isinstance(new, bytes) and new != old
         assert store.get_versioned(KEY) == (VALUE, new)
 
-    def test_replace_if_version_writes_only_over_the_version_read(self, store: Store) -> None:
-        """Compare-and-set: a write made since the token was read wins, a gone key stays gone."""
-        assert store.replace_if_version(KEY, VALUE, 100, b"1") is None
-        assert store.get(KEY) is None
-        read = store.add_versioned(KEY, b"old", 100)
-        assert read is not None
-        written = store.replace_if_version(KEY, VALUE, 100, read)
-        assert isinstance(written, bytes) and written != read
-        assert store.get_versioned(KEY) == (VALUE, written)
-        assert store.replace_if_version(KEY, b"late", 100, read) is None  # changed since
-        assert store.get(KEY) == VALUE
-        assert store.replace_if_version(KEY, b"x", 100, b"not a token") is None
-        assert store.get(KEY) == VALUE
-        store.delete(KEY)
-        assert store.replace_if_version(KEY, b"late", 100, written) is None
-        assert store.get(KEY) is None
-
-    def test_concurrent_replace_if_version_has_one_winner(self, store: Store) -> None:
-        read = store.add_versioned(KEY, b"old", 100)
-        assert read is not None
-        answers = race(RACERS, lambda i: store.replace_if_version(KEY, b"racer-%d" % i, 100, read))
-        winners = [i for i, token in enumerate(answers) if token is not None]
-        assert len(winners) == 1, answers
-        assert store.get(KEY) == b"racer-%d" % winners[0]
-
     def test_a_rewrite_changes_the_token_a_touch_does_not(self, store: Store) -> None:
         store.set(KEY, VALUE, 100)
         token = store.version(KEY)
@@ -250,6 +225,32 @@ class StoreContract:
             assert token == again == store.version(KEY) == value_token(VALUE)
         else:
             assert again is not None and again != token
+
+    def test_cas_writes_only_over_the_version_it_was_given(self, store: Store) -> None:
+        assert store.cas(KEY, VALUE, 100, b"1") is None  # absent: never created
+        assert store.get(KEY) is None
+        first = store.add_versioned(KEY, b"first", 100)
+        assert first is not None
+        assert store.cas(KEY, VALUE, 100, first + b"0") is None
+        assert store.get(KEY) == b"first"
+        second = store.cas(KEY, b"second", 100, first)
+        assert isinstance(second, bytes) and second != first
+        assert store.get_versioned(KEY) == (b"second", second)
+        assert store.cas(KEY, b"late", 100, first) is None  # a writer that read "first" lost
+        assert store.get(KEY) == b"second"
+        assert store.cas(KEY, b"x", 100, b"not a token") is None
+        assert store.get(KEY) == b"second"
+        store.delete(KEY)
+        assert store.cas(KEY, b"late", 100, second) is None
+        assert store.get(KEY) is None
+
+    def test_concurrent_cas_on_one_version_has_one_winner(self, store: Store) -> None:
+        token = store.add_versioned(KEY, b"start", 100)
+        assert token is not None
+        answers = race(RACERS, lambda i: store.cas(KEY, b"racer-%d" % i, 100, token))
+        winners = [index for index, answer in enumerate(answers) if answer is not None]
+        assert len(winners) == 1, answers
+        assert store.get_versioned(KEY) == (b"racer-%d" % winners[0], answers[winners[0]])
 
     # -- locks ----------------------------------------------------------------------------------
     def test_lock_is_exclusive_until_its_proof_unlocks_it(self, store: Store) -> None:

@@ -29,7 +29,9 @@ KNOWN_KEYS = (
     "RETRY_TIMEOUT, RETRY_ATTEMPTS, LOCAL_CACHE_ENTRIES, LOCAL_CACHE_BYTES, HOST_VERSION_SLOTS, "
     "HOST_VERSION_TRUST, LOCKING_MODE, "
     "LOCK_EXPIRATION, LOCK_WAIT_TIMEOUT, LOCK_TIMEOUT_POLICY, ENABLE_STATISTICS, "
-    "SESSION_ATTRIBUTE_FILTER."
+    "SESSION_ATTRIBUTE_FILTER, USER_SESSIONS, USER_SESSIONS_RECORD_IP, "
+    "USER_SESSIONS_RECORD_USER_AGENT, USER_SESSIONS_TOUCH_INTERVAL, USER_SESSIONS_MAX, "
+    "END_SESSIONS_ON_PASSWORD_CHANGE."
 )
 
 
@@ -99,6 +101,12 @@ def test_every_key_set_to_a_valid_value_passes() -> None:
         "LOCK_TIMEOUT_POLICY": "proceed",
         "SESSION_ATTRIBUTE_FILTER": None,
         "ENABLE_STATISTICS": True,
+        "USER_SESSIONS": True,
+        "USER_SESSIONS_RECORD_IP": True,
+        "USER_SESSIONS_RECORD_USER_AGENT": False,
+        "USER_SESSIONS_TOUCH_INTERVAL": 60,
+        "USER_SESSIONS_MAX": 20,
+        "END_SESSIONS_ON_PASSWORD_CHANGE": True,
     }
     assert reports(msm) == []
 
@@ -431,6 +439,66 @@ def test_e026_attribute_filter_must_compile() -> None:
             id="django_msm.E026",
         )
     ]
+
+
+# -- per-user sessions: E008 / E011 / E022 / E029 ---------------------------------------------
+@pytest.mark.parametrize(
+    "key",
+    [
+        "USER_SESSIONS", "USER_SESSIONS_RECORD_IP", "USER_SESSIONS_RECORD_USER_AGENT",
+        "END_SESSIONS_ON_PASSWORD_CHANGE",
+    ],
+)
+def test_e022_user_sessions_switches_must_be_bools(key: str) -> None:
+    assert reports({"MEMCACHED_NODES": NODES, key: "yes"}) == [
+        Error(f"DJANGO_MSM[{key!r}] must be True or False.", hint="Use a bool.",
+              id="django_msm.E022")
+    ]
+
+
+@pytest.mark.parametrize("value", [0, -5, "300", math.inf], ids=repr)
+def test_e008_user_sessions_touch_interval(value: Any) -> None:
+    msm = {"MEMCACHED_NODES": NODES, "USER_SESSIONS_TOUCH_INTERVAL": value}
+    assert reports(msm) == [e008("USER_SESSIONS_TOUCH_INTERVAL")]
+
+
+@pytest.mark.parametrize("value", [0, 2.5, "100", True], ids=repr)
+def test_e011_user_sessions_max(value: Any) -> None:
+    assert reports({"MEMCACHED_NODES": NODES, "USER_SESSIONS_MAX": value}) == [
+        e011("USER_SESSIONS_MAX")
+    ]
+
+
+def test_e027_ending_sessions_on_password_change_needs_the_index() -> None:
+    msm = {"USER_SESSIONS": False, "END_SESSIONS_ON_PASSWORD_CHANGE": True}
+    assert reports(msm) == [
+        Error(
+            "DJANGO_MSM['END_SESSIONS_ON_PASSWORD_CHANGE'] needs USER_SESSIONS.",
+            hint="Set USER_SESSIONS to True, or END_SESSIONS_ON_PASSWORD_CHANGE to False.",
+            id="django_msm.E029",
+        )
+    ]
+    assert reports({"USER_SESSIONS": False}) == []
+
+
+def test_user_sessions_settings_reach_the_config() -> None:
+    msm = {
+        "USER_SESSIONS_RECORD_IP": True, "USER_SESSIONS_RECORD_USER_AGENT": False,
+        "USER_SESSIONS_TOUCH_INTERVAL": 30, "USER_SESSIONS_MAX": 7,
+        "END_SESSIONS_ON_PASSWORD_CHANGE": True,
+    }
+    with override_settings(DJANGO_MSM=msm):
+        config = get_config()
+    assert (config.user_sessions, config.record_ip, config.record_user_agent) == (
+        True, True, False)
+    assert (config.user_touch_interval, config.user_sessions_max) == (30.0, 7)
+    assert config.end_sessions_on_password_change is True
+    assert config.user_field == "_auth_user_id"
+    with override_settings(DJANGO_MSM={}):
+        defaults = get_config()
+    assert (defaults.user_sessions, defaults.record_ip, defaults.record_user_agent) == (
+        True, False, True)
+    assert defaults.end_sessions_on_password_change is False
 
 
 # -- E020 - E022: request-scoped keys -----------------------------------------------------------

@@ -20,4 +20,6 @@ def test_the_wheel_holds_only_django_msm(tmp_path: Path) -> None:
     tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
     assert {top for top in tops if not top.endswith(".dist-info")} == {"django_msm"}
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"django_msm/py.typed", "django_msm/management/commands/msm_status.py"} <= names
+    assert {"django_msm/py.typed", "django_msm/management/commands/msm_status.py",
+            "django_msm/management/commands/msm_sessions.py",
+            "django_msm/templates/django_msm/sessions.html"} <= names

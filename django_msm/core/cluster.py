@@ -10,7 +10,8 @@ nothing reaches through another part to find a third:
 * ``locker`` and ``read_only``: session locking and ``auto`` mode's memory;
 * ``writer``: SESSION_BACKUP_ASYNC's worker pool (None for synchronous writes);
 * ``rotation``: re-signs copies verified with a ``SECRET_KEY_FALLBACKS`` key;
-* ``sticky``: sticky mode's process-local copies and the host's version table (None otherwise).
+* ``sticky``: sticky mode's process-local copies and the host's version table (None otherwise);
+* ``users``: the per-user index of sessions and their ending (None with USER_SESSIONS off).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from .registry import NodeRegistry
 from .rotation import KeyRotation
 from .stats import statistics
 from .sticky import LocalSessions, StickyCopies
+from .user_index import UserIndex
+from .user_service import UserSessionService
 from .writer import BackupWriter
 
 logger = logging.getLogger(__name__)
@@ -68,6 +71,12 @@ class Cluster:
         self.copies = BackupSessionService(self.registry, config, self.away, self.clock)
         self.locker = SessionLocker(self.registry, config, self.clock)
         self.rotation = KeyRotation(self.registry, config, self.clock)
+        self.users: UserSessionService | None = None
+        if config.user_sessions:
+            self.users = UserSessionService(
+                UserIndex(self.registry, config, self.clock), self.copies, self.registry,
+                config, self.clock, self.events, self.sticky,
+            )
 
     def close(self) -> None:
         """Flush pending backup writes, unmap the host table, close the node connections."""

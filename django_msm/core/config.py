@@ -66,6 +66,15 @@ class MsmConfig:
     attribute_filter: re.Pattern[str] | None = None
     # The longest a session may live (SESSION_COOKIE_AGE): how long marks must be kept.
     session_lifetime: int = 1_209_600
+    # The per-user index of sessions (core.user_index) and what its entries record.
+    user_sessions: bool = True
+    record_ip: bool = False
+    record_user_agent: bool = True
+    user_touch_interval: float = 300.0
+    user_sessions_max: int = 100
+    end_sessions_on_password_change: bool = False
+    # The session entry naming its user (django.contrib.auth's SESSION_KEY).
+    user_field: str = "_auth_user_id"
 
     @functools.cached_property
     def keys(self) -> KeyLayout:

@@ -21,3 +21,7 @@ class ClusterEvents:
 
     def session_moved(self, reason: MoveReason, old_key: str, new_key: str) -> None:
         """A session moved to a new key (the response carries the new cookie)."""
+
+    def session_ended(self, user_id: str, session_key: str, reason: str) -> None:
+        """A user's session ended: ``logout``, ``end``, ``end_all``, ``password_change`` or
+        ``limit`` (USER_SESSIONS_MAX)."""

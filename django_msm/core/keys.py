@@ -11,6 +11,7 @@ statistics, the inspectors' patterns) asks it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ FORWARD_PREFIX = "fwd:"
 LOCK_PREFIX = "lock:"
 AWAY_PREFIX = "msm:away:"
 STATS_PREFIX = "msm:stats:"
+USER_PREFIX = "usr:"
+# User ids stored as they are in index keys: what is safe in a memcached key and short enough;
+# any other id (spaces, non-ASCII, very long) is stored as a digest, marked by "~".
+_PLAIN_USER_ID = re.compile(r"\A[A-Za-z0-9_.@+-]{1,64}\Z")
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,8 @@ class KeyLayout:
     * ``lock:<prefix><key>``       the session lock
     * ``msm:away:<prefix><node>``  when a node was last seen away (AwayMarks)
     * ``msm:stats:<prefix><name>`` a process's published statistics
+    * ``usr:<prefix><user id>``    a user's index of sessions (``core.user_index``)
+    * ``bak:usr:<prefix><user id>`` its backup copy
     """
 
     prefix: str = ""
@@ -102,3 +109,15 @@ class KeyLayout:
 
     def stats(self, name: str) -> str:
         return f"{STATS_PREFIX}{self.prefix}{name}"
+
+    def user(self, user_id: str) -> str:
+        return f"{USER_PREFIX}{self.prefix}{_user_part(user_id)}"
+
+    def user_backup(self, user_id: str) -> str:
+        return f"{BACKUP_PREFIX}{self.user(user_id)}"
+
+
+def _user_part(user_id: str) -> str:
+    if _PLAIN_USER_ID.match(user_id):
+        return user_id
+    return "~" + hashlib.sha256(user_id.encode()).hexdigest()[:40]

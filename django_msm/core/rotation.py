@@ -7,7 +7,7 @@ that reads a copy signed with a fallback re-signs both copies of the session wit
 key: the same content, revision, write time and expiry, only a new signature.
 
 Each rewrite is a compare-and-set on the version token read with the bytes
-(``Store.replace_if_version``): a save or a deletion that landed since wins, and the re-sign is
+(``Store.cas``): a save or a deletion that landed since wins, and the re-sign is
 dropped (a writer signs with the current key anyway). The primary is rewritten, then the first
 backup place that holds a copy; both once per session after a rotation, and only then.
 """
@@ -59,7 +59,7 @@ class KeyRotation:
             ttl = max(1, int(copy.expires_at - self.clock.time()))
             fresh = pack(copy, self.config.signing_keys[0], self.config.compress_min_size)
             written = self.registry.call(
-                node, lambda store: store.replace_if_version(key, fresh, ttl, token)
+                node, lambda store: store.cas(key, fresh, ttl, token)
             )
         except CorruptCopy:
             return None, False  # the load that called us logged and counted it

@@ -24,8 +24,9 @@ class Store(abc.ABC):
 
     Version tokens: ``*_versioned`` calls return an opaque token that changes whenever the item is
     rewritten (not when it is touched), and ``version()`` returns the current one without moving
-    the value. Sticky mode compares them to trust a process-local copy. The defaults derive the
-    token from the bytes; adapters whose server keeps a version (memcached's CAS) override all four.
+    the value. Sticky mode compares them to trust a process-local copy; ``cas`` writes only over
+    a given one. The defaults derive the token from the bytes; adapters whose server keeps a
+    version (memcached's CAS) override all four.
     """
 
     def __init__(self, node: Node):
@@ -77,9 +78,13 @@ class Store(abc.ABC):
         return value_token(value) if self.replace(key, value, ttl) else None
 
     @abc.abstractmethod
-    def replace_if_version(self, key: str, value: bytes, ttl: int, token: bytes) -> bytes | None:
-        """Compare-and-set: store only if the item's version token is still ``token``; return
-        the new token, or None if the item changed since or is gone (nothing was written)."""
+    def cas(self, key: str, value: bytes, ttl: int, token: bytes) -> bytes | None:
+        """Store only if the item still has version ``token`` (compare-and-set); return the new
+        token, or None if the item was rewritten or is gone meanwhile.
+
+        The one conditional write on a version, for values several processes update in turn
+        (the per-user index): a lost race is retried on fresh data, never overwritten.
+        """
 
     @abc.abstractmethod
     def lock(self, key: str, token: bytes, ttl: float) -> bytes | None:

@@ -184,9 +184,10 @@ class MemcachedStore(Store):
     def replace_versioned(self, key: str, value: bytes, ttl: int) -> bytes | None:
         return self._meta_set(key, value, ttl, b"MR")
 
-    def replace_if_version(self, key: str, value: bytes, ttl: int, token: bytes) -> bytes | None:
+    def cas(self, key: str, value: bytes, ttl: int, token: bytes) -> bytes | None:
+        """``ms ... C<cas>``: memcached answers EX (changed) or NF (gone) unless it matches."""
         if not token.isdigit():
-            return None  # not a CAS value: it cannot match
+            return None  # not a CAS value: it cannot match (and would break the command)
         return self._meta_set(key, value, ttl, b"C" + token)
 
     @_wrap_errors

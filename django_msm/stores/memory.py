@@ -97,8 +97,8 @@ class InMemoryStore(Store):
             self._items.pop(key, None)
             return found
 
-    def replace_if_version(self, key: str, value: bytes, ttl: int, token: bytes) -> bytes | None:
-        self._enter("replace_if_version", key)
+    def cas(self, key: str, value: bytes, ttl: int, token: bytes) -> bytes | None:
+        self._enter("cas", key)
         with self._lock:
             current = self._live(key)
             if current is None or value_token(current) != token:

@@ -14,8 +14,7 @@ Where the client comes from depends on the node form (DESIGN.md, MEMCACHED_NODES
 
 Each Store call is one atomic Redis command: ``add`` is ``SET NX EX``, ``replace`` is
 ``SET XX EX`` (an update never resurrects a deleted session), ``touch`` is ``EXPIRE``, a lock is
-``SET NX PX`` released by a compare-and-delete script, ``replace_if_version`` a compare-and-set
-script on the value's SHA-1.
+``SET NX PX`` released by a compare-and-delete script, ``cas`` a compare-and-set script.
 Redis rejects a zero or negative ``EX``, so ``ttl <= 0`` ("already expired", as in memcached)
 becomes a delete or an existence check with the same answer memcached would give.
 """
@@ -50,16 +49,17 @@ local value = redis.call('GET', KEYS[1])
 if not value then return false end
 return redis.sha1hex(value)
 """
-# Compare-and-set on the SHA-1 token: writes only over the value the token was read from, and
-# returns the new value's token, or nil if the value changed or is gone.
-# KEYS[1] - the storage key; ARGV[1] - the token read; ARGV[2] - the new value; ARGV[3] - ttl (s)
-REPLACE_IF_VERSION_SCRIPT = """
+# Compare-and-set on the value's SHA-1 (the version token of ``version``): writes the new value
+# only over the version the caller read; returns the new token, or nil if the value changed.
+# KEYS[1] - the key
+# ARGV[1] - the token the caller read; ARGV[2] - the new value; ARGV[3] - ttl in seconds
+CAS_SCRIPT = """
 local value = redis.call('GET', KEYS[1])
 if not value or redis.sha1hex(value) ~= ARGV[1] then return false end
-if tonumber(ARGV[3]) > 0 then
-    redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-else
+if tonumber(ARGV[3]) <= 0 then
     redis.call('DEL', KEYS[1])
+else
+    redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 end
 return redis.sha1hex(ARGV[2])
 """
@@ -139,7 +139,7 @@ class RedisStore(Store):
             self.backup_client = url_client(node.address, backup_timeout)
         self._version = self.client.register_script(VERSION_SCRIPT)
         self._unlock = self.client.register_script(UNLOCK_SCRIPT)
-        self._replace_if = self.client.register_script(REPLACE_IF_VERSION_SCRIPT)
+        self._cas = self.client.register_script(CAS_SCRIPT)
 
     @_wrap_errors
     def get(self, key: str) -> bytes | None:
@@ -181,9 +181,10 @@ class RedisStore(Store):
         return None if token is None else bytes(token)
 
     @_wrap_errors
-    def replace_if_version(self, key: str, value: bytes, ttl: int, token: bytes) -> bytes | None:
-        written = self._replace_if(keys=[key], args=[token, value, ttl])
-        return None if written is None else bytes(written)
+    def cas(self, key: str, value: bytes, ttl: int, token: bytes) -> bytes | None:
+        """One script, so the compare and the set are atomic (and touch one key: Cluster-safe)."""
+        new = self._cas(keys=[key], args=[token, value, ttl])
+        return None if new is None else bytes(new)
 
     @_wrap_errors
     def lock(self, key: str, token: bytes, ttl: float) -> bytes | None:

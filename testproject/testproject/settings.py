@@ -11,6 +11,7 @@ For the chaos harness (``chaos/``), optional:
 * ``MSM_DEMO_ENGINE``: ``msm`` (default) or a peer, ``cache``, ``cached_db``, ``django-redis``
   (``engines.py``), on the same nodes;
 * ``MSM_DEMO_LOCKING``: django_msm's ``LOCKING_MODE`` (with the project's middleware).
+* ``MSM_DEMO_MIDDLEWARE``: ``msm`` for django_msm's middleware in every mode.
 """
 
 import os
@@ -50,6 +51,9 @@ if MODE == "sticky":
 if os.environ.get("MSM_DEMO_LOCKING"):
     # Generous wait: a request queued behind one that waits out a hung node must not give up.
     DJANGO_MSM.update({"LOCKING_MODE": os.environ["MSM_DEMO_LOCKING"]})
+    SESSION_MIDDLEWARE = "django_msm.middleware.SessionMiddleware"
+if os.environ.get("MSM_DEMO_MIDDLEWARE") == "msm":
+    # django_msm's middleware in every mode: it records user agents for the sessions page.
     SESSION_MIDDLEWARE = "django_msm.middleware.SessionMiddleware"
 ENGINE = os.environ.get("MSM_DEMO_ENGINE", "msm")
 if ENGINE in engines.PEER_ENGINES:

@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 from shop import api, views
 
 urlpatterns = [
@@ -11,6 +11,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("account/sessions/", include("django_msm.urls")),  # the user's sessions (issue 15)
     # For the chaos harness's load generator (chaos/load.py).
     path("api/login", api.login, name="api-login"),
     path("api/increment", api.increment, name="api-increment"),
