@@ -9,7 +9,8 @@ nothing reaches through another part to find a third:
 * ``copies``: where a session's copies are and how they are read and written;
 * ``locker`` and ``read_only``: session locking and ``auto`` mode's memory;
 * ``writer``: SESSION_BACKUP_ASYNC's worker pool (None for synchronous writes);
-* ``sticky``: sticky mode's process-local copies and the host's version table (None otherwise).
+* ``sticky``: sticky mode's process-local copies and the host's version table (None otherwise);
+* ``throttle``: repeated warnings, at most one per node and message per minute.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .nodes import Node
 from .registry import NodeRegistry
 from .stats import statistics
 from .sticky import LocalSessions, StickyCopies
+from .throttle import LogThrottle
 from .writer import BackupWriter
 
 
@@ -58,8 +60,10 @@ class Cluster:
         if config.sticky:
             self.local = LocalSessions(config.local_cache_entries, config.local_cache_bytes)
             self.sticky = StickyCopies(self.local, _host_versions(config, self.clock))
+        # One throttle for the process's repeated warnings (one per node and message a minute).
+        self.throttle = LogThrottle(self.clock)
         self.copies = BackupSessionService(self.registry, config, self.away, self.clock)
-        self.locker = SessionLocker(self.registry, config, self.clock)
+        self.locker = SessionLocker(self.registry, config, self.clock, throttle=self.throttle)
 
     def close(self) -> None:
         """Flush pending backup writes, unmap the host table, close the node connections."""
