@@ -7,8 +7,9 @@ DEBUG, for the whole run. It checks every record's formatted message and excepti
   ``.route``), not inside a longer run of letters and digits, and not pure hex: a random key is
   pure hex with odds of (16/36)**32 ~ 1e-11, while md5 digests, uuids and ``token_hex`` tokens
   always are, so hex digests are never taken for keys;
-* every key the engine issued during the run (``issued``, fed by conftest's hook on the engine's
-  key factory), found anywhere in the text, even glued to other characters.
+* the last ``MAX_ISSUED`` keys the engine issued (``issued``, fed by the hook on the engine's
+  key factory), found anywhere in the text, even glued to other characters. Bounded: some tests
+  create hundreds of thousands of sessions and measure the process's memory.
 
 Offenders are kept (at most ``MAX_KEPT``) with the key masked to its first 4 characters, and the
 run fails at its end listing them. App processes' logs (gunicorn) are files: ``scan_file`` checks
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -30,6 +33,7 @@ KEY_RE = re.compile(rf"(?<![A-Za-z0-9])({SESSION_KEY_PATTERN})(?![A-Za-z0-9_])")
 _BASE_RUN = re.compile(rf"[a-z0-9]{{{BASE_LENGTH},}}")
 _HEX = frozenset("0123456789abcdef")
 MAX_KEPT = 50
+MAX_ISSUED = 5000
 # Test tooling that logs raw HTTP payloads by design (chromedriver's replies carry page text);
 # its records say nothing about django_msm and are not checked.
 IGNORED_LOGGERS = ("selenium", "urllib3")
@@ -45,13 +49,17 @@ class KeyLeakDetector(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__(level=logging.DEBUG)
-        self.issued: set[str] = set()
+        self.issued: OrderedDict[str, None] = OrderedDict()
+        self._issued_lock = threading.Lock()  # request threads issue keys concurrently
         self.offenders: list[str] = []
         self.total = 0
 
     def remember(self, key: str) -> None:
         """Note a key the engine issued (by its 32-char base: node and route vary)."""
-        self.issued.add(key[:BASE_LENGTH])
+        with self._issued_lock:
+            self.issued[key[:BASE_LENGTH]] = None
+            if len(self.issued) > MAX_ISSUED:
+                self.issued.popitem(last=False)
 
     def keys_in(self, text: str) -> list[str]:
         """Every session key in ``text``: by shape (not pure hex), or issued during the run."""
