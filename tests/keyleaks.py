@@ -125,6 +125,8 @@ def pytest_configure(config: pytest.Config) -> None:
     root = logging.getLogger()
     root.addHandler(detector)
     root.setLevel(logging.DEBUG)
+    for name in IGNORED_LOGGERS:  # their DEBUG lines would flood every failure report
+        logging.getLogger(name).setLevel(logging.INFO)
     issue = copies.new_id
 
     def issue_and_remember(node_id: str | None, route: str | None = None) -> SessionId:

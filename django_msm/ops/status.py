@@ -31,15 +31,11 @@ from ..core.health import NodeHealth, NodeState
 from ..stores import Store
 from .inspectors import CountError, Counts, Probe, inspector_for
 from .publish import Figures, read_published, total
+from .units import plural
 
 SCHEMA_VERSION = 2
 MEMORY_WARNING = 0.9
 NOT_USED = "not used"
-
-
-def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """``1 session``, ``2 sessions``; ``nouns`` for irregular plurals (``1 copy``, ``2 copies``)."""
-    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ section function to ``SECTIONS``; both take the ``ClusterStatus`` and nothing el
 from __future__ import annotations
 
 import json
-import math
 import textwrap
 import time
 from collections.abc import Callable
@@ -22,50 +21,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.management.color import Style, no_style
 
-from django_msm.ops.status import ClusterStatus, NodeStatus, collect_status, plural, to_dict
+from django_msm.ops.status import ClusterStatus, NodeStatus, collect_status, to_dict
+from django_msm.ops.units import age, duration, latency, plural, size, uptime
 
 CHECK_FAILED = 2
 WIDTH = 80
 LEGEND = "PROBE is a check made just now; THIS PROCESS is what this process last saw."
-
-
-def _bytes(value: float | None) -> str:
-    if value is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return "-"  # unreachable
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if math.isinf(value):
-        return "inf"
-    if value < 1e-3:
-        return f"{value * 1e6:g} us"
-    return f"{value * 1e3:g} ms" if value < 1 else f"{value:g} s"
-
-
-def _uptime(seconds: int | None) -> str:
-    if seconds is None:
-        return "-"
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    return f"{hours}h {minutes}m" if hours else f"{minutes}m {secs}s"
-
-
-def _age(seconds: float) -> str:
-    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.0f} min"
-
-
-def _latency(milliseconds: float | None) -> str:
-    return "-" if milliseconds is None else f"{milliseconds:.2f} ms"
 
 
 def _text(value: object) -> str:
@@ -77,14 +38,14 @@ def _memory_share(node: NodeStatus) -> str:
     used, limit = node.probe.memory_used, node.probe.memory_limit
     if used is None:
         return "-"
-    return f"{used / limit:.0%}" if limit else _bytes(used)
+    return f"{used / limit:.0%}" if limit else size(used)
 
 
 def _memory(node: NodeStatus) -> str:
     probe = node.probe
     if probe.memory_used is None:
         return "-"
-    return f"{_bytes(probe.memory_used)} / {_bytes(probe.memory_limit)}"
+    return f"{size(probe.memory_used)} / {size(probe.memory_limit)}"
 
 
 def _counted(value: Callable[[Any], int]) -> Callable[[NodeStatus], str]:
@@ -114,9 +75,9 @@ COLUMNS = (
     Column("KIND", lambda n: n.kind, only="wide"),
     Column("ROLE", lambda n: n.role, wanted=lambda s: any(n.failover for n in s.nodes)),
     Column("PROBE", lambda n: "up" if n.probe.up else "down", coloured=True),
-    Column("LATENCY", lambda n: _latency(n.probe.latency_ms)),
+    Column("LATENCY", lambda n: latency(n.probe.latency_ms)),
     Column("VERSION", lambda n: _text(n.probe.version), only="wide"),
-    Column("UPTIME", lambda n: _uptime(n.probe.uptime_s), only="wide"),
+    Column("UPTIME", lambda n: uptime(n.probe.uptime_s), only="wide"),
     Column("MEMORY", _memory_share, only="narrow"),
     Column("MEMORY", _memory, only="wide"),
     Column("ITEMS", lambda n: _text(n.probe.items), only="wide"),
@@ -184,8 +145,8 @@ def _published(status: ClusterStatus) -> str:
     if not ages:
         return ""
     if ages[0] == ages[-1]:
-        return f", published {_age(ages[0])} ago"
-    return f", published {_age(ages[0])} to {_age(ages[-1])} ago"
+        return f", published {age(ages[0])} ago"
+    return f", published {age(ages[0])} to {age(ages[-1])} ago"
 
 
 def _statistics(status: ClusterStatus, style: Style, wide: bool) -> list[str]:
@@ -205,7 +166,7 @@ def _statistics(status: ClusterStatus, style: Style, wide: bool) -> list[str]:
     ]
     timing_rows = []
     for name, timing in total.timings.items():
-        fmt = _bytes if name.endswith("size") else _seconds
+        fmt = size if name.endswith("size") else duration
         summary = timing.summary()
         timing_rows.append([name, str(timing.count),
                             *(fmt(summary[p]) for p in ("p50", "p95", "p99"))])
