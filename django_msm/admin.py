@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
@@ -57,7 +58,7 @@ def forget_recent_status() -> None:
         _recent = None
 
 
-def cluster_view(site: AdminSite) -> Any:
+def cluster_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
     """The page's view for ``site`` (its context: the site's header, side bar, user links)."""
 
     def view(request: HttpRequest) -> HttpResponse:
