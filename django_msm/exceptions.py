@@ -107,9 +107,16 @@ class LockError(MSMError):
 
 
 class LockTimeout(LockError):
-    """Raised when the session lock was not acquired within LOCK_WAIT_TIMEOUT (policy "fail")."""
+    """Raised when the session lock was not acquired within LOCK_WAIT_TIMEOUT (policy "fail").
 
-    def __init__(self, session_key: str, waited: float):
-        self.session_key = session_key
+    It names the session by its tag (``#3fa9c1``, ``core.keys.key_tag``) and its node, never by
+    its key: exception messages end up in logs and error reports, and a key is a credential.
+    """
+
+    def __init__(self, tag: str, node_id: str, waited: float):
+        self.tag = tag
+        self.node_id = node_id
         self.waited = waited
-        super().__init__(f"session {session_key} is locked by another request ({waited:.2f} s)")
+        super().__init__(
+            f"session {tag} (node {node_id}) is locked by another request ({waited:.2f} s)"
+        )

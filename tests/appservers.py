@@ -25,6 +25,7 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
+from tests.keyleaks import detector
 from tests.servers import MemcachedProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,6 +221,7 @@ class AppFleet:
             server.stop()
             # Shown by pytest only when the test failed: the instance's own account of it.
             print(f"--- log of app {server.name} ---\n{server.log_tail()}")
+            detector.scan_file(server.log_path, f"app {server.name} (gunicorn log)")
             os.unlink(server.log_path)
 
 

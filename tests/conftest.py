@@ -1,4 +1,8 @@
-"""Fixtures that start real memcached, Redis and app processes, and reset the engine per test."""
+"""Fixtures that start real memcached, Redis and app processes, and reset the engine per test.
+
+Also the run-wide check that no log record carries a session key (tests/keyleaks.py): a handler
+on the root logger at DEBUG from start to end, and a failed run if it found one.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,11 @@ from typing import TypeVar
 import pytest
 
 from tests.appservers import AppFleet, app_fleet
+from tests.keyleaks import (  # noqa: F401  (hooks of the run-wide key-leak check)
+    pytest_configure,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
 from tests.redis_servers import RedisProcess
 from tests.servers import MemcachedProcess, ServerProcess
 
@@ -66,3 +75,4 @@ def _no_statistics_publishing() -> Iterator[None]:
     publish.disconnect()
     yield
     publish.disconnect()
+

@@ -24,6 +24,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.wait import WebDriverWait
 
 from demo.cluster import Cluster
+from tests.keyleaks import detector
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +43,8 @@ PAGE_TIMEOUT = 30
 def cluster() -> Iterator[Cluster]:
     with Cluster() as running:
         yield running
+        for log in sorted(running.workdir.glob("*.log")):  # the app instances' logs too
+            detector.scan_file(log, f"demo {log.name}")
 
 
 @pytest.fixture

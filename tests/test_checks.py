@@ -46,25 +46,25 @@ def reports(msm: Any, two_nodes: bool = True) -> list[CheckMessage]:
     return found
 
 
-def e003(error: str) -> Error:
+def e003(value: Any, error: str) -> Error:
     return Error(
-        f"DJANGO_MSM['MEMCACHED_NODES'] is invalid: {error}.",
+        f"DJANGO_MSM['MEMCACHED_NODES'] = {value!r} is invalid: {error}.",
         hint="Use 'id:host:port' entries separated by commas, or a single 'host:port'.",
         id="django_msm.E003",
     )
 
 
-def e008(key: str) -> Error:
+def e008(key: str, value: Any) -> Error:
     return Error(
-        f"DJANGO_MSM[{key!r}] must be a positive number of seconds.",
+        f"DJANGO_MSM[{key!r}] must be a positive number of seconds, not {value!r}.",
         hint="Use a duration in seconds greater than 0, such as 1.0.",
         id="django_msm.E008",
     )
 
 
-def e011(key: str) -> Error:
+def e011(key: str, value: Any) -> Error:
     return Error(
-        f"DJANGO_MSM[{key!r}] must be a positive integer.",
+        f"DJANGO_MSM[{key!r}] must be a positive integer, not {value!r}.",
         hint="Use a whole number greater than 0.",
         id="django_msm.E011",
     )
@@ -157,7 +157,7 @@ def test_memcached_node_forms_of_design_parse(spec: Any, expected: list[tuple]) 
 def test_e001_setting_not_a_dict(value: Any) -> None:
     assert reports(value) == [
         Error(
-            "DJANGO_MSM must be a dict.",
+            f"DJANGO_MSM must be a dict, not {value!r}.",
             hint="Set DJANGO_MSM = {'MEMCACHED_NODES': 'n1:host1:11211,n2:host2:11211'}.",
             id="django_msm.E001",
         )
@@ -168,8 +168,36 @@ def test_e002_unknown_keys_each_reported() -> None:
     assert reports({"MEMCACHED_NODES": NODES, "NODES": "x", "memcached_nodes": NODES}) == [
         Error("DJANGO_MSM has unknown key 'NODES'.", hint=KNOWN_KEYS, id="django_msm.E002"),
         Error(
-            "DJANGO_MSM has unknown key 'memcached_nodes'.", hint=KNOWN_KEYS, id="django_msm.E002"
+            "DJANGO_MSM has unknown key 'memcached_nodes'.",
+            hint="Did you mean 'MEMCACHED_NODES'? " + KNOWN_KEYS,
+            id="django_msm.E002",
         ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("MEMCACHE_NODES", "MEMCACHED_NODES"),
+        ("FAILOVER_NODE", "FAILOVER_NODES"),
+        ("RETRY_TIMOUT", "RETRY_TIMEOUT"),
+        ("Sticky", "STICKY"),
+        ("LOCK_TIMEOUT_POLICIES", "LOCK_TIMEOUT_POLICY"),
+    ],
+)
+def test_e002_did_you_mean_the_nearest_key(typo: str, meant: str) -> None:
+    assert reports({typo: 1}) == [
+        Error(
+            f"DJANGO_MSM has unknown key {typo!r}.",
+            hint=f"Did you mean {meant!r}? " + KNOWN_KEYS,
+            id="django_msm.E002",
+        )
+    ]
+
+
+def test_e002_a_key_that_is_not_a_string() -> None:
+    assert reports({5: "x"}) == [
+        Error("DJANGO_MSM has unknown key 5.", hint=KNOWN_KEYS, id="django_msm.E002")
     ]
 
 
@@ -205,14 +233,14 @@ def test_e002_unknown_keys_each_reported() -> None:
     ],
 )
 def test_e003_unparseable_nodes(spec: Any, error: str) -> None:
-    assert reports({"MEMCACHED_NODES": spec}) == [e003(error)]
+    assert reports({"MEMCACHED_NODES": spec}) == [e003(spec, error)]
 
 
 def test_e003_stops_the_node_checks_but_not_the_others() -> None:
     found = reports({"MEMCACHED_NODES": "n1:h", "FAILOVER_NODES": "zz", "RETRY_ATTEMPTS": 0})
     assert found == [
-        e003("cannot parse node 'n1:h'; expected id:host:port"),
-        e011("RETRY_ATTEMPTS"),
+        e003("n1:h", "cannot parse node 'n1:h'; expected id:host:port"),
+        e011("RETRY_ATTEMPTS", 0),
     ]
 
 
@@ -230,14 +258,26 @@ def test_e004_duplicate_ids_reported_once_each_in_order() -> None:
     ("failover", "unknown"),
     [("n3", ["n3"]), ("n3,n4", ["n3", "n4"]), (["n1", "n3"], ["n3"]), ("n1 n2 n3", ["n3"])],
 )
-def test_e005_failover_id_unknown(failover: Any, unknown: list[str]) -> None:
+def test_e005_unknown_failover_id_lists_the_ids(failover: Any, unknown: list[str]) -> None:
     assert reports({"MEMCACHED_NODES": NODES, "FAILOVER_NODES": failover}) == [
         Error(
             f"DJANGO_MSM['FAILOVER_NODES'] names unknown node {node_id!r}.",
-            hint="Use ids from MEMCACHED_NODES.",
+            hint="Use ids from MEMCACHED_NODES: 'n1', 'n2'.",
             id="django_msm.E005",
         )
         for node_id in unknown
+    ]
+
+
+@pytest.mark.parametrize(("typo", "meant"), [("N2", "n2"), ("web_02", "web_2")])
+def test_e005_near_miss_gets_a_did_you_mean(typo: str, meant: str) -> None:
+    nodes = "web_1:127.0.0.1:11211,web_2:127.0.0.1:11212,n2:127.0.0.1:11213"
+    assert reports({"MEMCACHED_NODES": nodes, "FAILOVER_NODES": typo}) == [
+        Error(
+            f"DJANGO_MSM['FAILOVER_NODES'] names unknown node {typo!r}.",
+            hint=f"Did you mean {meant!r}? Use ids from MEMCACHED_NODES: 'web_1', 'web_2', 'n2'.",
+            id="django_msm.E005",
+        )
     ]
 
 
@@ -245,7 +285,7 @@ def test_e005_failover_id_unknown(failover: Any, unknown: list[str]) -> None:
 def test_e006_all_nodes_failover(failover: Any) -> None:
     assert reports({"MEMCACHED_NODES": NODES, "FAILOVER_NODES": failover}) == [
         Error(
-            "DJANGO_MSM['FAILOVER_NODES'] lists every node.",
+            f"DJANGO_MSM['FAILOVER_NODES'] = {failover!r} lists every node.",
             hint="Leave at least one regular node out of FAILOVER_NODES.",
             id="django_msm.E006",
         )
@@ -259,7 +299,8 @@ def test_e006_all_nodes_failover(failover: Any) -> None:
 def test_e007_failover_with_a_single_node(nodes: str, failover: str) -> None:
     assert reports({"MEMCACHED_NODES": nodes, "FAILOVER_NODES": failover}) == [
         Error(
-            "DJANGO_MSM['FAILOVER_NODES'] needs nodes with ids.",
+            f"DJANGO_MSM['FAILOVER_NODES'] = {failover!r} needs two or more MEMCACHED_NODES "
+            "with ids.",
             hint="Configure two or more nodes as 'id:host:port'.",
             id="django_msm.E007",
         )
@@ -270,8 +311,8 @@ def test_e017_failover_nodes_of_wrong_type() -> None:
     """FAILOVER_NODES=5 is a problem of FAILOVER_NODES, not of MEMCACHED_NODES (was E003)."""
     assert reports({"MEMCACHED_NODES": NODES, "FAILOVER_NODES": 5}) == [
         Error(
-            "DJANGO_MSM['FAILOVER_NODES'] is invalid: expected a string or a list of strings, "
-            "got int.",
+            "DJANGO_MSM['FAILOVER_NODES'] = 5 is invalid: expected a string or a list of "
+            "strings, got int.",
             hint="Use node ids separated by commas, such as 'n1', or a list of ids.",
             id="django_msm.E017",
         )
@@ -290,18 +331,18 @@ DURATIONS = [
 @pytest.mark.parametrize("key", DURATIONS)
 @pytest.mark.parametrize("value", BAD_DURATIONS, ids=repr)
 def test_e008_bad_durations(key: str, value: Any) -> None:
-    assert reports({key: value}) == [e008(key)]
+    assert reports({key: value}) == [e008(key, value)]
 
 
 @pytest.mark.parametrize("key", DURATIONS)
 def test_e008_infinite_duration_is_not_a_bound(key: str) -> None:
     """inf passes ``> 0`` but is no bound: sockets reject it (OverflowError) (bug: accepted)."""
-    assert reports({key: math.inf}) == [e008(key)]
+    assert reports({key: math.inf}) == [e008(key, math.inf)]
 
 
 @pytest.mark.parametrize("value", [0, -1, "1.0", True, math.nan], ids=repr)
 def test_e008_lock_wait_timeout(value: Any) -> None:
-    assert reports({"LOCK_WAIT_TIMEOUT": value}) == [e008("LOCK_WAIT_TIMEOUT")]
+    assert reports({"LOCK_WAIT_TIMEOUT": value}) == [e008("LOCK_WAIT_TIMEOUT", value)]
 
 
 @pytest.mark.parametrize(("wait", "expiration"), [(None, None), (5, None), (8.5, None), (2, 2.0)])
@@ -354,12 +395,12 @@ POSITIVE_INTS = [
 @pytest.mark.parametrize("key", POSITIVE_INTS)
 @pytest.mark.parametrize("value", [0, -5, 1.5, 2.0, "10", True, None], ids=repr)
 def test_e011_bad_positive_ints(key: str, value: Any) -> None:
-    assert reports({key: value}) == [e011(key)]
+    assert reports({key: value}) == [e011(key, value)]
 
 
 @pytest.mark.parametrize("value", [0, -1, 2.0, "4", True])
 def test_e011_backup_thread_count(value: Any) -> None:
-    assert reports({"BACKUP_THREAD_COUNT": value}) == [e011("BACKUP_THREAD_COUNT")]
+    assert reports({"BACKUP_THREAD_COUNT": value}) == [e011("BACKUP_THREAD_COUNT", value)]
 
 
 @pytest.mark.parametrize("value", [None, 1, 64])
@@ -369,7 +410,9 @@ def test_good_backup_thread_count(value: Any) -> None:
 
 def test_number_errors_come_in_key_order() -> None:
     found = reports({"RETRY_ATTEMPTS": 0, "OPERATION_TIMEOUT": -1, "MAX_SESSION_SIZE": "1"})
-    assert found == [e008("OPERATION_TIMEOUT"), e011("MAX_SESSION_SIZE"), e011("RETRY_ATTEMPTS")]
+    assert found == [
+        e008("OPERATION_TIMEOUT", -1), e011("MAX_SESSION_SIZE", "1"), e011("RETRY_ATTEMPTS", 0)
+    ]
 
 
 # -- E009: STORAGE_KEY_PREFIX ------------------------------------------------------------------
@@ -410,7 +453,8 @@ def test_e018_prefix_too_long_for_memcached_keys() -> None:
     prefix = " ".join(f"static:{letter * 64}" for letter in "abc")
     assert reports({"STORAGE_KEY_PREFIX": prefix}) == [
         Error(
-            "DJANGO_MSM['STORAGE_KEY_PREFIX'] is 195 characters long; the limit is 147.",
+            "DJANGO_MSM['STORAGE_KEY_PREFIX'] = 'static:aaaaaaaaaaaaaaaaaaaa..."
+            "cccccccccccccccccccccccccccc' makes a prefix of 195 characters; the limit is 147.",
             hint="Use shorter 'static:<name>' tokens: memcached keys stop at 250 bytes.",
             id="django_msm.E018",
         )
@@ -422,7 +466,7 @@ def test_e018_prefix_too_long_for_memcached_keys() -> None:
 def test_e022_enable_statistics_must_be_a_bool(value: Any) -> None:
     assert reports({"MEMCACHED_NODES": NODES, "ENABLE_STATISTICS": value}) == [
         Error(
-            "DJANGO_MSM['ENABLE_STATISTICS'] must be True or False.",
+            f"DJANGO_MSM['ENABLE_STATISTICS'] must be True or False, not {value!r}.",
             hint="Use a bool.",
             id="django_msm.E022",
         )
@@ -432,8 +476,8 @@ def test_e022_enable_statistics_must_be_a_bool(value: Any) -> None:
 def test_e026_attribute_filter_must_compile() -> None:
     assert reports({"MEMCACHED_NODES": NODES, "SESSION_ATTRIBUTE_FILTER": "cart("}) == [
         Error(
-            "DJANGO_MSM['SESSION_ATTRIBUTE_FILTER'] is not a valid regex: missing ), unterminated "
-            "subpattern at position 4.",
+            "DJANGO_MSM['SESSION_ATTRIBUTE_FILTER'] = 'cart(' is not a valid regex: missing ), "
+            "unterminated subpattern at position 4.",
             hint="Use a Python regex matched against whole session key names, such as "
             "'cart|user_.*'.",
             id="django_msm.E026",
@@ -451,7 +495,7 @@ def test_e026_attribute_filter_must_compile() -> None:
 )
 def test_e022_user_sessions_switches_must_be_bools(key: str) -> None:
     assert reports({"MEMCACHED_NODES": NODES, key: "yes"}) == [
-        Error(f"DJANGO_MSM[{key!r}] must be True or False.", hint="Use a bool.",
+        Error(f"DJANGO_MSM[{key!r}] must be True or False, not 'yes'.", hint="Use a bool.",
               id="django_msm.E022")
     ]
 
@@ -459,13 +503,13 @@ def test_e022_user_sessions_switches_must_be_bools(key: str) -> None:
 @pytest.mark.parametrize("value", [0, -5, "300", math.inf], ids=repr)
 def test_e008_user_sessions_touch_interval(value: Any) -> None:
     msm = {"MEMCACHED_NODES": NODES, "USER_SESSIONS_TOUCH_INTERVAL": value}
-    assert reports(msm) == [e008("USER_SESSIONS_TOUCH_INTERVAL")]
+    assert reports(msm) == [e008("USER_SESSIONS_TOUCH_INTERVAL", value)]
 
 
 @pytest.mark.parametrize("value", [0, 2.5, "100", True], ids=repr)
 def test_e011_user_sessions_max(value: Any) -> None:
     assert reports({"MEMCACHED_NODES": NODES, "USER_SESSIONS_MAX": value}) == [
-        e011("USER_SESSIONS_MAX")
+        e011("USER_SESSIONS_MAX", value)
     ]
 
 
@@ -506,7 +550,7 @@ def test_user_sessions_settings_reach_the_config() -> None:
 def test_e020_bad_route(route: Any) -> None:
     assert reports({"ROUTE": route}) == [
         Error(
-            "DJANGO_MSM['ROUTE'] must be None or letters, digits and '_' (max 32).",
+            f"DJANGO_MSM['ROUTE'] must be None or letters, digits and '_' (max 32), not {route!r}.",
             hint="Use the instance name the load balancer routes on, such as 'web1'.",
             id="django_msm.E020",
         )
@@ -524,7 +568,8 @@ def test_e020_bad_route(route: Any) -> None:
 def test_e021_bad_ignore_pattern(pattern: Any, error: str) -> None:
     assert reports({"REQUEST_URI_IGNORE_PATTERN": pattern}) == [
         Error(
-            f"DJANGO_MSM['REQUEST_URI_IGNORE_PATTERN'] is not a valid regex: {error}.",
+            f"DJANGO_MSM['REQUEST_URI_IGNORE_PATTERN'] = {pattern!r} is not a valid regex: "
+            f"{error}.",
             hint="Use a Python regex matched against request.path, such as r'\\.(css|js|png)$'.",
             id="django_msm.E021",
         )
@@ -536,7 +581,9 @@ def test_e021_bad_ignore_pattern(pattern: Any, error: str) -> None:
 def test_e022_bool_keys(key: str, value: Any) -> None:
     assert reports({key: value}) == [
         Error(
-            f"DJANGO_MSM[{key!r}] must be True or False.", hint="Use a bool.", id="django_msm.E022"
+            f"DJANGO_MSM[{key!r}] must be True or False, not {value!r}.",
+            hint="Use a bool.",
+            id="django_msm.E022",
         )
     ]
 
@@ -570,8 +617,8 @@ def test_good_locking_modes(mode: str) -> None:
 def test_e024_bad_uri_pattern() -> None:
     assert reports({"LOCKING_MODE": "uriPattern:(cart"}) == [
         Error(
-            "DJANGO_MSM['LOCKING_MODE'] uriPattern is not a valid regex: "
-            "missing ), unterminated subpattern at position 0.",
+            "DJANGO_MSM['LOCKING_MODE'] = 'uriPattern:(cart': the uriPattern is not a valid "
+            "regex: missing ), unterminated subpattern at position 0.",
             hint="Use a Python regex searched in request.path, such as 'uriPattern:^/cart/'.",
             id="django_msm.E024",
         )
@@ -582,7 +629,7 @@ def test_e024_bad_uri_pattern() -> None:
 def test_e025_bad_lock_timeout_policy(policy: Any) -> None:
     assert reports({"LOCK_TIMEOUT_POLICY": policy}) == [
         Error(
-            "DJANGO_MSM['LOCK_TIMEOUT_POLICY'] must be 'fail' or 'proceed'.",
+            f"DJANGO_MSM['LOCK_TIMEOUT_POLICY'] must be 'fail' or 'proceed', not {policy!r}.",
             hint="Use 'fail' (answer 503 with Retry-After) or 'proceed' (run unlocked, warn).",
             id="django_msm.E025",
         )
@@ -596,9 +643,9 @@ def test_e025_bad_lock_timeout_policy(policy: Any) -> None:
         (
             {"OPERATION_TIMEOUT": 0},
             "django_msm.E008: DJANGO_MSM['OPERATION_TIMEOUT'] must be a positive number of "
-            "seconds. (Use a duration in seconds greater than 0, such as 1.0.)",
+            "seconds, not 0. (Use a duration in seconds greater than 0, such as 1.0.)",
         ),
-        ("n1:h:1", "django_msm.E001: DJANGO_MSM must be a dict."),
+        ("n1:h:1", "django_msm.E001: DJANGO_MSM must be a dict, not 'n1:h:1'."),
         (
             {"MEMCACHED_NODES": "n1:h:1,n1:h:2"},
             "django_msm.E004: DJANGO_MSM['MEMCACHED_NODES'] repeats node id 'n1'.",
@@ -645,7 +692,7 @@ def test_w028_a_single_node_has_no_backup_copy(nodes: Any) -> None:
 
 def test_w028_comes_after_the_errors() -> None:
     found = reports({"MEMCACHED_NODES": "n1:127.0.0.1:11211", "RETRY_ATTEMPTS": 0})
-    assert found == [e011("RETRY_ATTEMPTS"), w028()]
+    assert found == [e011("RETRY_ATTEMPTS", 0), w028()]
 
 
 def test_no_w028_when_msm_is_disabled() -> None:

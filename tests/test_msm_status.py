@@ -63,55 +63,75 @@ def fixture_status() -> ClusterStatus:
 
 
 EXPECTED_TEXT = """\
-NODE  ADDRESS                  KIND       ROLE      STATE        PROBE  LATENCY  VERSION  UPTIME  MEMORY               ITEMS  EVICTIONS  SESSIONS  BACKUPS
-n1    127.0.0.1:11211          memcached  regular   up           up     0.25 ms  1.6.18   1h 2m   1.5 MiB / 64.0 MiB   42     0          20        2
-n2    127.0.0.1:11212          memcached  regular   quarantined  down   -        -        -       -                    -      -          -         -
-n3    redis://10.0.0.3:6379/0  redis      failover  up           up     1.50 ms  7.0.15   2d 7h   60.0 MiB / 64.0 MiB  10     3          2         33
+NODE  ROLE      PROBE  LATENCY  MEMORY  EVICTED  SESSIONS  BACKUPS  THIS PROCESS
+n1    regular   up     0.25 ms  2%      0        20        2        up
+n2    regular   down   -        -       -        -         -        quarantined
+n3    failover  up     1.50 ms  94%     3        2         33       up
+PROBE is a check made just now; THIS PROCESS is what this process last saw.
 
-Sessions: 40 distinct, 22 primary copies, 35 backup copies; backup coverage 77.3% (not every node counted: lower bounds)
+Sessions: 40 distinct (22 primary copies, 35 backup copies)
+Backup coverage: 77.3% of primary copies have their backup copy
+Not every node was counted: these figures are lower bounds.
 
 Warnings:
   ! node n2 (127.0.0.1:11212) is down: timed out
-  ! 18 sessions of node n2 are served from their backup copy
+  ! 18 sessions of node n2 are served from a backup copy
   ! 5 sessions have no backup copy
   ! node n3 evicted 3 items: sessions may have been lost; give it more memory
   ! node n3 memory is 94% full
 
-Statistics: 2 instances
+Statistics: 2 instances, published 1.0 s to 1.5 s ago
 
-COUNTER        TOTAL  web1:101  web2:202
-creates        8      3         5
-loads_primary  10     10        0
-saves          1      0         1
+COUNTER        TOTAL
+creates        8
+loads_primary  10
+saves          1
 
 TIMING           COUNT  P50    P95    P99
 load             3      1 ms   5 ms   5 ms
 serialized_size  2      200 B  200 B  200 B
-"""  # noqa: E501 (the table is as wide as it is)
+"""
 
+EXPECTED_WIDE_NODES = """\
+NODE  ADDRESS                  KIND       ROLE      PROBE  LATENCY  VERSION  UPTIME  MEMORY               ITEMS  EVICTED  SESSIONS  BACKUPS  THIS PROCESS
+n1    127.0.0.1:11211          memcached  regular   up     0.25 ms  1.6.18   1h 2m   1.5 MiB / 64.0 MiB   42     0        20        2        up
+n2    127.0.0.1:11212          memcached  regular   down   -        -        -       -                    -      -        -         -        quarantined
+n3    redis://10.0.0.3:6379/0  redis      failover  up     1.50 ms  7.0.15   2d 7h   60.0 MiB / 64.0 MiB  10     3        2         33       up
+"""  # noqa: E501 (--wide is as wide as it is)
+
+EXPECTED_WIDE_COUNTERS = """\
+COUNTER        TOTAL  web1:101  web2:202
+creates        8      3         5
+loads_primary  10     10        0
+saves          1      0         1
+"""
+
+PROBE_N2 = {
+    "up": False, "error": "timed out", "latency_ms": None, "version": None, "uptime_s": None,
+    "memory_used": None, "memory_limit": None, "items": None, "evictions": None,
+}
 NODE_N2_JSON = {
     "id": "n2", "address": "127.0.0.1:11212", "kind": "memcached", "failover": False,
-    "role": "regular", "state": "quarantined", "up": False, "error": "timed out",
-    "latency_ms": None, "version": None, "uptime_s": None, "memory_used": None,
-    "memory_limit": None, "items": None, "evictions": None, "sessions": None, "backups": None,
-    "count_error": None,
+    "role": "regular", "probe": PROBE_N2, "process_view": "quarantined",
+    "sessions": None, "backups": None, "count_error": None,
 }
 
 
 def expected_json() -> dict:
-    n1 = {**NODE_N2_JSON, "id": "n1", "address": "127.0.0.1:11211", "state": "up", "up": True,
-          "error": None, "latency_ms": 0.25, "version": "1.6.18", "uptime_s": 3725,
-          "memory_used": 1572864, "memory_limit": 67108864, "items": 42, "evictions": 0,
-          "sessions": 20, "backups": 2}
+    probe_n1 = {"up": True, "error": None, "latency_ms": 0.25, "version": "1.6.18",
+                "uptime_s": 3725, "memory_used": 1572864, "memory_limit": 67108864, "items": 42,
+                "evictions": 0}
+    probe_n3 = {**probe_n1, "latency_ms": 1.5, "version": "7.0.15", "uptime_s": 200000,
+                "memory_used": 62914560, "items": 10, "evictions": 3}
+    n1 = {**NODE_N2_JSON, "id": "n1", "address": "127.0.0.1:11211", "probe": probe_n1,
+          "process_view": "up", "sessions": 20, "backups": 2}
     n3 = {**n1, "id": "n3", "address": "redis://10.0.0.3:6379/0", "kind": "redis",
-          "failover": True, "role": "failover", "latency_ms": 1.5, "version": "7.0.15",
-          "uptime_s": 200000, "memory_used": 62914560, "items": 10, "evictions": 3,
-          "sessions": 2, "backups": 33}
+          "failover": True, "role": "failover", "probe": probe_n3, "sessions": 2, "backups": 33}
     load_web1 = {"count": 2, "sum": 0.0015, "p50": 0.0005, "p95": 0.001, "p99": 0.001}
     load_web2 = {"count": 1, "sum": 0.004, "p50": 0.005, "p95": 0.005, "p99": 0.005}
     size = {"count": 2, "sum": 300.0, "p50": 200.0, "p95": 200.0, "p99": 200.0}
     return {
-        "schema": 1,
+        "schema": 2,
         "generated_at": 1700000002.0,
         "nodes": [n1, NODE_N2_JSON, n3],
         "sessions": 40,
@@ -121,16 +141,16 @@ def expected_json() -> dict:
         "complete": False,
         "warnings": [
             "node n2 (127.0.0.1:11212) is down: timed out",
-            "18 sessions of node n2 are served from their backup copy",
+            "18 sessions of node n2 are served from a backup copy",
             "5 sessions have no backup copy",
             "node n3 evicted 3 items: sessions may have been lost; give it more memory",
             "node n3 memory is 94% full",
         ],
         "statistics": {
             "instances": [
-                {"instance": "web1:101", "published_at": 1700000000.5,
+                {"instance": "web1:101", "published_at": 1700000000.5, "age_s": 1.5,
                  "counters": {"creates": 3, "loads_primary": 10}, "timings": {"load": load_web1}},
-                {"instance": "web2:202", "published_at": 1700000001.0,
+                {"instance": "web2:202", "published_at": 1700000001.0, "age_s": 1.0,
                  "counters": {"creates": 5, "saves": 1},
                  "timings": {"load": load_web2, "serialized_size": size}},
             ],
@@ -168,19 +188,21 @@ def test_coloured_text_marks_states_headings_and_warnings():
     lines = msm_status.render_text(fixture_status(), Marks()).splitlines()
     assert lines[0] == f"<MIGRATE_HEADING>{EXPECTED_TEXT.splitlines()[0]}</MIGRATE_HEADING>"
     assert lines[2] == (
-        "n2    127.0.0.1:11212          memcached  regular   <WARNING>quarantined</WARNING>  "
-        "<ERROR>down </ERROR>  -        -        -       -                    -      -          "
-        "-         -"
+        "n2    regular   <ERROR>down </ERROR>  -        -       -        -         -        "
+        "<WARNING>quarantined </WARNING>"
     )
     assert lines[1].count("<SUCCESS>up") == 2
-    assert lines[8] == "<WARNING>  ! node n2 (127.0.0.1:11212) is down: timed out</WARNING>"
+    assert lines[11] == "<WARNING>  ! node n2 (127.0.0.1:11212) is down: timed out</WARNING>"
 
 
 def test_text_without_counting_or_statistics():
     status = fixture_status()
     node = dataclasses.replace(status.nodes[0], counts=None)
     rendered = msm_status.render_text(ClusterStatus((node,), (), False, 5.0), no_style())
-    assert rendered.splitlines()[2:] == [
+    assert rendered.splitlines() == [
+        "NODE  PROBE  LATENCY  MEMORY  EVICTED  SESSIONS  BACKUPS  THIS PROCESS",
+        "n1    up     0.25 ms  2%      0        -         -        up",
+        msm_status.LEGEND,
         "",
         "Sessions: not counted (--no-count)",
         "",
@@ -188,7 +210,6 @@ def test_text_without_counting_or_statistics():
         "",
         "Statistics: none published (app processes publish every few seconds)",
     ]
-    assert rendered.splitlines()[1].endswith("42     0          -         -")
 
 
 def test_single_node_has_no_backup_figures():
@@ -197,6 +218,70 @@ def test_single_node_has_no_backup_figures():
     assert (status.sessions, status.backup_coverage, status.without_backup) == (7, None, None)
     assert status.warnings == []
     assert to_dict(status)["backup_coverage"] is None
+
+
+def test_wide_adds_the_servers_details_and_one_column_per_instance():
+    rendered = msm_status.render_text(fixture_status(), no_style(), wide=True)
+    assert rendered.startswith(EXPECTED_WIDE_NODES + msm_status.LEGEND + "\n\n")
+    assert "\n\n" + EXPECTED_WIDE_COUNTERS + "\n" in rendered
+
+
+def test_the_default_text_fits_80_columns_and_wraps_long_warnings():
+    status = fixture_status()
+    down = dataclasses.replace(
+        status.nodes[1], probe=Probe(False, "ConnectionRefusedError(111, 'Connection refused') "
+                                     "while connecting to 127.0.0.1:11212 from a worker")
+    )
+    rendered = msm_status.render_text(
+        dataclasses.replace(status, nodes=(status.nodes[0], down, status.nodes[2])), no_style()
+    )
+    assert max(len(line) for line in rendered.splitlines()) <= 80
+    assert max(len(line) for line in EXPECTED_TEXT.splitlines()) <= 80
+    assert (
+        "  ! node n2 (127.0.0.1:11212) is down: ConnectionRefusedError(111, 'Connection\n"
+        "    refused') while connecting to 127.0.0.1:11212 from a worker\n"
+    ) in rendered
+
+
+def test_singulars_and_the_age_of_one_instance():
+    """One of everything: no "1 sessions", "1 primary copies", "1 items"."""
+    n1 = NodeStatus("n1", "a:1", "memcached", False, "not used",
+                    Probe(True, "", 0.5, None, None, None, None, 3, 1), Counts({"n1": 1}, {}))
+    n2 = NodeStatus("n2", "a:2", "memcached", False, "not used", Probe(False, "refused"))
+    n3 = NodeStatus("n3", "a:3", "memcached", False, "not used", Probe(True, "", 0.5),
+                    Counts({}, {"n2": 1}))
+    web = Figures("web1:7", {}, {}, 1_000.0)
+    rendered = msm_status.render_text(ClusterStatus((n1, n2, n3), (web,), True, 1_003.25),
+                                      no_style())
+    assert rendered.split("\n\n")[1:] == [
+        "Sessions: 2 distinct (1 primary copy, 1 backup copy)\n"
+        "Backup coverage: 0.0% of primary copies have their backup copy\n"
+        "Not every node was counted: these figures are lower bounds.",
+        "Warnings:\n"
+        "  ! node n2 (a:2) is down: refused\n"
+        "  ! 1 session of node n2 is served from a backup copy\n"
+        "  ! 1 session has no backup copy\n"
+        "  ! node n1 evicted 1 item: sessions may have been lost; give it more memory",
+        "Statistics: 1 instance, published 3.2 s ago",
+        "No counters yet: no request has used a session since these processes started.\n",
+    ]
+
+
+def test_process_view_names_what_this_process_saw():
+    from django_msm.clock import FakeClock
+    from django_msm.core.health import NodeHealth
+    from django_msm.exceptions import NodeUnavailable
+    from django_msm.ops.status import _process_view
+
+    health = NodeHealth("n1", retry_timeout=1.0, retry_attempts=2, clock=FakeClock())
+    views = [_process_view(health)]
+    health.record_success()
+    views.append(_process_view(health))
+    health.record_failure(NodeUnavailable("n1", TimeoutError("timed out")))
+    views.append(_process_view(health))
+    health.record_failure(NodeUnavailable("n1", TimeoutError("timed out")))
+    views.append(_process_view(health))
+    assert views == ["not used", "up", "quarantined", "dead"]
 
 
 @pytest.fixture
@@ -216,7 +301,10 @@ def test_command_prints_the_fixture_without_colours_when_piped(fixed_status):
     out = StringIO()
     call_command("msm_status", stdout=out)
     assert out.getvalue() == EXPECTED_TEXT
-    assert fixed_status == [{"count": True}]
+    wide = StringIO()
+    call_command("msm_status", "--wide", stdout=wide)
+    assert wide.getvalue() == msm_status.render_text(fixture_status(), no_style(), wide=True)
+    assert fixed_status == [{"count": True}, {"count": True}]
 
 
 def test_command_colours_when_forced(fixed_status):
@@ -289,15 +377,19 @@ def test_json_reports_every_session_and_backup_where_it_is(memcached_nodes):
         call_command("msm_status", stdout=text)
     named = {node: sum(msm_keys.parse(k).node_id == node for k in keys) for node in ("n1", "n2")}
     assert (report["sessions"], report["primary_copies"], report["backup_copies"]) == (37, 37, 37)
-    assert [(n["id"], n["up"], n["sessions"], n["backups"]) for n in report["nodes"]] == [
-        ("n1", True, named["n1"], named["n2"]),
-        ("n2", True, named["n2"], named["n1"]),
+    assert [
+        (n["id"], n["probe"]["up"], n["process_view"], n["sessions"], n["backups"])
+        for n in report["nodes"]
+    ] == [
+        ("n1", True, "up", named["n1"], named["n2"]),
+        ("n2", True, "up", named["n2"], named["n1"]),
     ]
     assert report["backup_coverage"] == 1.0 and report["complete"] and report["warnings"] == []
     rows = text.getvalue().splitlines()[1:3]
     for row, server in zip(rows, servers, strict=True):
-        assert row.startswith(f"{server.node_id}    127.0.0.1:{server.port}  memcached  regular")
-    assert "Sessions: 37 distinct, 37 primary copies, 37 backup copies" in text.getvalue()
+        assert row.startswith(f"{server.node_id}    up     ")
+        assert row.endswith("  up")
+    assert "Sessions: 37 distinct (37 primary copies, 37 backup copies)\n" in text.getvalue()
 
 
 @pytest.mark.integration
@@ -316,10 +408,13 @@ def test_a_failed_node_is_reported_down_quickly(memcached_nodes, failure):
         finally:
             servers[1].resume() if failure == "pause" else None
     on_n2 = sum(msm_keys.parse(k).node_id == "n2" for k in keys)
-    assert [n["up"] for n in report["nodes"]] == [True, False]
-    assert report["nodes"][1]["sessions"] is None and report["nodes"][1]["error"]
+    assert [n["probe"]["up"] for n in report["nodes"]] == [True, False]
+    # This process wrote to n2 before it failed and has not called it since: named as such.
+    assert [n["process_view"] for n in report["nodes"]] == ["up", "up"]
+    assert report["nodes"][1]["sessions"] is None and report["nodes"][1]["probe"]["error"]
     assert report["sessions"] == 12  # n2's sessions still count through their backups on n1
-    assert f"{on_n2} sessions of node n2 are served from their backup copy" in report["warnings"]
+    served = f"{on_n2} session of node n2 is" if on_n2 == 1 else f"{on_n2} sessions of node n2 are"
+    assert f"{served} served from a backup copy" in report["warnings"]
     assert raised.value.returncode == 2 and str(raised.value) == "nodes down: n2"
     # Two full runs: each costs about one OPERATION_TIMEOUT (0.5 s) for a hung node.
     assert elapsed < 2 * 0.5 + 4.0
@@ -337,7 +432,7 @@ def test_no_count_never_crawls_the_nodes(memcached_nodes):
         after = [node_stats(s.port)["lru_crawler_starts"] for s in servers]
     assert before == after
     assert report["sessions"] is None and [n["sessions"] for n in report["nodes"]] == [None, None]
-    assert all(n["up"] for n in report["nodes"])
+    assert all(n["probe"]["up"] for n in report["nodes"])
 
 
 @pytest.mark.integration
@@ -351,4 +446,8 @@ def test_check_exit_status_of_a_real_process():
     )
     assert result.returncode == 2, result.stderr
     assert "nodes down: n1, n2" in result.stderr
-    assert [line.split()[5] for line in result.stdout.splitlines()[1:3]] == ["down", "down"]
+    # A fresh process has made no call of its own: "not used", never a contradicting "up".
+    assert result.stdout.splitlines()[1:3] == [
+        "n1    down   -        -       -        -         -        not used",
+        "n2    down   -        -       -        -         -        not used",
+    ]

@@ -23,3 +23,11 @@ def test_the_wheel_holds_only_django_msm(tmp_path: Path) -> None:
     assert {"django_msm/py.typed", "django_msm/management/commands/msm_status.py",
             "django_msm/management/commands/msm_sessions.py",
             "django_msm/templates/django_msm/sessions.html"} <= names
+    # Every module of the source tree, the layers' folders included (core/ and ops/ had no
+    # __init__.py and were left out of the wheel), and the admin page's templates.
+    source = {
+        str(path.relative_to(ROOT)) for path in (ROOT / "django_msm").rglob("*")
+        if path.suffix in (".py", ".html") and "__pycache__" not in path.parts
+    }
+    assert source - names == set()
+    assert "django_msm/templates/django_msm/cluster.html" in names

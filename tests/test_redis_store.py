@@ -396,10 +396,18 @@ def test_every_redis_form_passes_the_checks(server: RedisProcess) -> None:
     assert [message.id for message in single] == ["django_msm.W028"]
 
 
-def test_e013_cache_alias_not_in_caches() -> None:
+def test_e013_cache_alias_not_in_caches_lists_the_aliases() -> None:
     assert reports("c1:cache:sessions") == [Error(
         "DJANGO_MSM['MEMCACHED_NODES'] node 'c1' names cache 'sessions', which is not in CACHES.",
-        hint="Add CACHES['sessions'] with BACKEND 'django_redis.cache.RedisCache'.",
+        hint="Add CACHES['sessions'] with BACKEND 'django_redis.cache.RedisCache' "
+        "(CACHES has 'default').",
+        id="django_msm.E013",
+    )]
+    caches_setting = {"default": {"BACKEND": "x"}, "sessions": {"BACKEND": "x"}}
+    assert reports("c1:cache:sesions", caches_setting) == [Error(
+        "DJANGO_MSM['MEMCACHED_NODES'] node 'c1' names cache 'sesions', which is not in CACHES.",
+        hint="Did you mean 'sessions'? Add CACHES['sesions'] with BACKEND "
+        "'django_redis.cache.RedisCache' (CACHES has 'default', 'sessions').",
         id="django_msm.E013",
     )]
 
@@ -412,7 +420,8 @@ def test_e013_cache_alias_not_in_caches() -> None:
 def test_e014_cache_alias_not_served_by_django_redis(backend: str) -> None:
     found = reports("c1:cache:default", {"default": {"BACKEND": backend}})
     assert found == [Error(
-        "DJANGO_MSM['MEMCACHED_NODES'] node 'c1': CACHES['default'] is not a django-redis cache.",
+        "DJANGO_MSM['MEMCACHED_NODES'] node 'c1': CACHES['default'] is not a django-redis cache "
+        f"(BACKEND {backend!r}).",
         hint="Use BACKEND 'django_redis.cache.RedisCache' for it, or an 'id:redis://' node.",
         id="django_msm.E014",
     )]
@@ -438,7 +447,7 @@ def test_e015_cache_alias_without_socket_timeout(server: RedisProcess) -> None:
 ])
 def test_e016_redis_url_that_does_not_parse(url: str, error: str) -> None:
     assert reports(f"r1:{url}") == [Error(
-        f"DJANGO_MSM['MEMCACHED_NODES'] node 'r1' has an invalid Redis URL: {error}.",
+        f"DJANGO_MSM['MEMCACHED_NODES'] node 'r1' has an invalid Redis URL {url!r}: {error}.",
         hint="Use 'id:redis://host:port/db' or 'id:rediss://host:port/db'.",
         id="django_msm.E016",
     )]

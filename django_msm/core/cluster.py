@@ -11,7 +11,8 @@ nothing reaches through another part to find a third:
 * ``writer``: SESSION_BACKUP_ASYNC's worker pool (None for synchronous writes);
 * ``rotation``: re-signs copies verified with a ``SECRET_KEY_FALLBACKS`` key;
 * ``sticky``: sticky mode's process-local copies and the host's version table (None otherwise);
-* ``users``: the per-user index of sessions and their ending (None with USER_SESSIONS off).
+* ``users``: the per-user index of sessions and their ending (None with USER_SESSIONS off);
+* ``throttle``: repeated warnings, at most one per node and message per minute.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .registry import NodeRegistry
 from .rotation import KeyRotation
 from .stats import statistics
 from .sticky import LocalSessions, StickyCopies
+from .throttle import LogThrottle
 from .user_index import UserIndex
 from .user_service import UserSessionService
 from .writer import BackupWriter
@@ -68,8 +70,10 @@ class Cluster:
         if config.sticky:
             self.local = LocalSessions(config.local_cache_entries, config.local_cache_bytes)
             self.sticky = StickyCopies(self.local, _host_versions(config, self.clock))
+        # One throttle for the process's repeated warnings (one per node and message a minute).
+        self.throttle = LogThrottle(self.clock)
         self.copies = BackupSessionService(self.registry, config, self.away, self.clock)
-        self.locker = SessionLocker(self.registry, config, self.clock)
+        self.locker = SessionLocker(self.registry, config, self.clock, throttle=self.throttle)
         self.rotation = KeyRotation(self.registry, config, self.clock)
         self.users: UserSessionService | None = None
         if config.user_sessions:

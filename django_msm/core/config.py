@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import enum
 import functools
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from .keys import KeyLayout
+from .keys import PROCESS_TAG_SECRET, KeyLayout, KeyTag, SessionId
 from .nodes import Node
 
 
@@ -80,3 +81,17 @@ class MsmConfig:
     def keys(self) -> KeyLayout:
         """Every stored key form under this prefix (built once per config)."""
         return KeyLayout(self.storage_prefix)
+
+    @functools.cached_property
+    def tag_secret(self) -> bytes:
+        """The secret of ``keys.key_tag`` for this deployment, derived one-way from the signing
+        key (``SECRET_KEY``): every process of a deployment tags a session alike, so log lines
+        of different processes correlate, and a tag reveals nothing of the signing key."""
+        if not self.signing_keys:
+            return PROCESS_TAG_SECRET
+        derived = hashlib.blake2b(self.signing_keys[0], digest_size=32, person=b"msm-tag-secret")
+        return derived.digest()
+
+    def tag(self, key: SessionId | str) -> KeyTag:
+        """What stands for a session key in a log line or an error message (``#3fa9c1``)."""
+        return KeyTag(key, self.tag_secret)

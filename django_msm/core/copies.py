@@ -29,6 +29,7 @@ from .keys import SessionId, new_id
 from .nodes import Node
 from .registry import NodeRegistry
 from .stats import statistics
+from .throttle import LogThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class BackupSessionService:
         self.away = away
         self.clock = clock
         self.keys = config.keys
+        self.throttle = LogThrottle(clock)  # warnings would repeat per request while a node is down
 
     # -- codec --------------------------------------------------------------------------------
     def pack(self, copy: Copy) -> bytes:
@@ -81,8 +83,13 @@ class BackupSessionService:
             return unpack(data, self.config.signing_keys)
         except CorruptCopy as exc:
             statistics.incr("corrupt_copies")
-            logger.warning("unreadable session copy on node %s: %s", node.label, exc)
+            self.throttle.log(logger, logging.WARNING, node.label,
+                              "unreadable session copy on node %s: %s", node.label, exc)
             return None
+
+    def _warn(self, sid: SessionId, node: Node, what: str, level: int = logging.WARNING) -> None:
+        """Log about one session by its tag and node (never its key), throttled per node."""
+        self.throttle.session(logger, level, self.config.tag(sid), node.label, what)
 
     def new_copy(self, payload: bytes, ttl: int, revision: int) -> Copy:
         now = self.clock.time()
@@ -174,7 +181,7 @@ class BackupSessionService:
         """Check a copy from a node that was away against the backup (no resurrection)."""
         backup, node = self._read_backup(sid, primary)
         if backup is not None and backup.is_tombstone:
-            logger.info("session %s was retired while node %s was away", sid, primary.label)
+            self._warn(sid, primary, "was retired while its node was away", logging.INFO)
             return self._retired(sid, node)
         if backup is not None and backup.revision > copy.revision:
             return Loaded(backup, from_backup=True, relocate=True)
@@ -200,7 +207,7 @@ class BackupSessionService:
                 return node
         if self.registry.backup_nodes(primary):
             statistics.incr("backup_write_failures")
-            logger.warning("session %s has no backup copy: no backup node available", sid)
+            self._warn(sid, primary, "has no backup copy: no backup node available")
         return None
 
     def create(self, copy: Copy, ttl: int, route: str | None) -> tuple[SessionId, bytes]:
@@ -307,7 +314,7 @@ class BackupSessionService:
             for node, key in reached:
                 self._try(node, lambda store, key=key: store.set(key, tombstone, ttl))
         if not reached:
-            logger.error("session %s could not be deleted: no node holding it answered", sid)
+            self._warn(sid, primary, "could not be deleted: no node answered", logging.ERROR)
         if moved_to is not None:
             forward, fkey = str(moved_to).encode(), self.keys.forward(sid)
             for node in dict.fromkeys(node for node, _ in reached):

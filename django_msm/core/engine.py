@@ -91,8 +91,7 @@ class SessionEngine:
         if loaded.moved_to is not None and self._hops < MAX_FORWARDS:
             return self._follow(loaded.moved_to, lock)
         if loaded.unreachable:
-            logger.warning("no copy of a session on node %s reachable; serving it empty",
-                           located[1].label)
+            self._warn(located, "has no reachable copy; serving it empty")
             self.unreachable = True
             return Outcome({}, key)
         data = self._decode(loaded.copy)
@@ -103,6 +102,13 @@ class SessionEngine:
             token = self.cluster.rotation.resign(*located) or token
         self._remember(located[0], loaded.copy, token, local=not loaded.from_backup)
         return Outcome(data, key, self._plan_move(*located, loaded))
+
+    def _warn(self, located: Located, what: str) -> None:
+        """Warn about this session by its tag and node, never its key. Repeats (every request
+        while a node is down) are throttled per node."""
+        sid, node = located
+        tag = self.cluster.config.tag(sid)
+        self.cluster.throttle.session(logger, logging.WARNING, tag, node.label, what)
 
     def _decode(self, copy: Copy | None) -> dict[str, Any] | None:
         return None if copy is None else self.decode(copy.payload)
@@ -169,7 +175,9 @@ class SessionEngine:
         SessionDeleted.
         """
         if self.unreachable:
-            logger.warning("a session was not saved: its copies were unreachable")
+            located = self.locate(key)
+            if located is not None:
+                self._warn(located, "not saved: its copies were unreachable")
             return key
         if must_create:
             return self._save_new(key, payload, ttl)

@@ -50,6 +50,7 @@ class NodeHealth:
         self.last_error = ""
         self.down_since: float | None = None
         self.rejoined_at: float | None = None
+        self.contacted = False  # this process had an answer or a failure from the node
         self.away_mark = 0.0  # latest time another process saw the node away (AwayMarks)
         self._retry_at = 0.0
         self._lock = threading.Lock()
@@ -72,13 +73,15 @@ class NodeHealth:
 
     def record_success(self) -> None:
         """Note an answer from the node; a quarantined node is back."""
+        self.contacted = True
         if self.state is NodeState.UP and self.failures == 0:
             return
         with self._lock:
             came_back = self.state is NodeState.QUARANTINED
             if came_back:
                 self.rejoined_at = self.clock.time()
-                logger.warning("node %s is back after %d failures", self.label, self.failures)
+                logger.warning("node %s is back after %d failure%s", self.label, self.failures,
+                               "" if self.failures == 1 else "s")
             self.state = NodeState.UP
             self.failures = 0
         if came_back:
@@ -87,6 +90,7 @@ class NodeHealth:
     def record_failure(self, error: NodeUnavailable) -> None:
         """Quarantine the node after an error or timeout."""
         statistics.incr("node_errors")
+        self.contacted = True
         with self._lock:
             self.failures = max(self.failures + 1, self.retry_attempts if error.refused else 0)
             self.last_error = repr(error.cause)

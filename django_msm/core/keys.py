@@ -7,6 +7,9 @@ unknown node ids were looked up anyway).
 ``KeyLayout`` is the one place that knows how stored keys are formed from a session key and
 ``STORAGE_KEY_PREFIX``; every reader and writer (copies, locks, away marks, published
 statistics, the inspectors' patterns) asks it.
+
+A session key is a credential: whoever holds it is logged in. It never appears in a log line,
+an error message or a metric label; ``key_tag`` gives the short tag that stands in for it.
 """
 
 from __future__ import annotations
@@ -74,6 +77,51 @@ def new_id(node_id: str | None, route: str | None = None) -> SessionId:
     """
     base = "".join(secrets.choice(BASE_CHARS) for _ in range(BASE_LENGTH))
     return SessionId(base, node_id, route)
+
+
+TAG_BYTES = 3  # 6 hex digits
+_TAG_PERSON = b"msm-key-tag"
+# Used when no secret is given (tools, hand-built configs): tags then correlate within this
+# process only.
+PROCESS_TAG_SECRET = secrets.token_bytes(32)
+
+
+def key_tag(key: SessionId | str, secret: bytes = PROCESS_TAG_SECRET) -> str:
+    """Return the tag that stands for a session key in logs and messages: 6 hex digits.
+
+    Why it cannot be turned back into a key: it is a BLAKE2b hash *keyed* with ``secret``, cut
+    to 24 bits. Without the secret nobody can compute the tag of a candidate key, so a tag cannot
+    even be checked against a guess; and with it, each tag is shared by about 36**32 / 2**24
+    (~2**141) possible keys, so a tag names no key and is worth nothing as a cookie.
+
+    Why it still correlates lines: the same key always gives the same tag under one secret. With
+    ``MsmConfig.tag_secret`` (derived from ``SECRET_KEY``, which every process of a deployment
+    shares) a session has the same tag in the logs of every process; with the default per-process
+    secret, within one process. 24 bits make chance collisions rare among the handful of sessions
+    a failure writes about at once; the node id next to the tag narrows it further.
+    """
+    digest = hashlib.blake2b(
+        str(key).encode(), key=secret[:64], digest_size=TAG_BYTES, person=_TAG_PERSON
+    )
+    return digest.hexdigest()
+
+
+class KeyTag:
+    """``key_tag`` computed only when a log record is actually formatted (lazy %-args).
+
+    Prints as ``#<tag>``, so a tag is never mistaken for a key or a node id.
+    """
+
+    __slots__ = ("_key", "_secret")
+
+    def __init__(self, key: SessionId | str, secret: bytes = PROCESS_TAG_SECRET):
+        self._key = key
+        self._secret = secret
+
+    def __str__(self) -> str:
+        return f"#{key_tag(self._key, self._secret)}"
+
+    __repr__ = __str__
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from ..clock import Clock
 from ..exceptions import LockTimeout, NodeUnavailable
 from .config import LockTimeoutPolicy, MsmConfig
-from .keys import SessionId
+from .keys import KeyTag, SessionId
 from .nodes import Node
 from .registry import NodeRegistry
 from .stats import statistics
+from .throttle import LogThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +45,13 @@ MAX_BACKOFF = 0.1
 
 @dataclass(frozen=True)
 class SessionLock:
-    """A held lock: where it lives and the proof that releases it."""
+    """A held lock: where it lives and the proof that releases it. ``key`` holds the session
+    key: log ``tag`` instead (``MsmConfig.tag``)."""
 
     node: Node
     key: str
     proof: bytes
+    tag: KeyTag | str = ""
 
 
 class SessionLocker:
@@ -60,12 +63,14 @@ class SessionLocker:
         config: MsmConfig,
         clock: Clock,
         sleep: Callable[[float], None] = time.sleep,
+        throttle: LogThrottle | None = None,
     ):
         self.registry = registry
         self.config = config
         self.clock = clock
         self.keys = config.keys
         self.sleep = sleep
+        self.throttle = throttle or LogThrottle(clock)
 
     def _lock_node(self, primary: Node) -> Node | None:
         """The lock lives on the primary, or on the first available node after it."""
@@ -88,7 +93,7 @@ class SessionLocker:
                     proof = self._try_lock(node, key, token)
                     if proof is not None:
                         statistics.incr("locks_acquired")
-                        return SessionLock(node, key, proof)
+                        return SessionLock(node, key, proof, self.config.tag(sid))
                 remaining = deadline - self.clock.monotonic()
                 if remaining <= 0:
                     statistics.incr("lock_timeouts")
@@ -106,9 +111,11 @@ class SessionLocker:
         if lock is not None:
             return lock
         waited = self.clock.monotonic() - started
+        tag = self.config.tag(sid)
         if self.config.lock_timeout_policy is LockTimeoutPolicy.FAIL:
-            raise LockTimeout(str(sid), waited)
-        logger.warning("session %s used without its lock after %.2f s", sid, waited)
+            raise LockTimeout(str(tag), primary.label, waited)
+        self.throttle.session(logger, logging.WARNING, tag, primary.label,
+                              "used without its lock after %.2f s", waited)
         return None
 
     def _try_lock(self, node: Node, key: str, token: bytes) -> bytes | None:
@@ -124,11 +131,13 @@ class SessionLocker:
         try:
             released = self.registry.call(lock.node, lambda s: s.unlock(lock.key, lock.proof))
         except NodeUnavailable:
-            logger.warning("lock %s not released; it expires by itself", lock.key)
+            self.throttle.session(logger, logging.WARNING, lock.tag, lock.node.label,
+                                  "left locked (node unavailable); the lock expires by itself")
             return
         if not released:
             statistics.incr("locks_expired_before_release")
-            logger.warning("lock %s expired before the request finished", lock.key)
+            self.throttle.session(logger, logging.WARNING, lock.tag, lock.node.label,
+                                  "had its lock expire before the request ended")
 
 
 class ReadOnlyRequests:

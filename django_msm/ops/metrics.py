@@ -121,7 +121,7 @@ def node_families(nodes: Iterable[NodeStatus]) -> Iterator[Metric]:
         up.add_metric([node.label, node.address, node.kind, node.role], int(node.probe.up))
     yield up
     yield _gauge("quarantined", "1 if this process skips the node", nodes,
-                 lambda n: int(n.state != "up"))
+                 lambda n: int(n.process_view in ("quarantined", "dead")))
     yield _gauge("latency_seconds", "median round trip of the probe", nodes,
                  lambda n: None if n.probe.latency_ms is None else n.probe.latency_ms / 1000)
     yield _gauge("items", "items the node holds", nodes, lambda n: n.probe.items)

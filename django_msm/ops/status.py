@@ -12,6 +12,10 @@ the backup copies. The key of either names the node of the primary, so for every
 Distinct sessions are ``Σ max(p(X), b(X))`` (a session whose primary was lost still counts
 through its backup) and backup coverage is ``Σ min(p(X), b(X)) / Σ p(X)``; both are exact as long
 as every backup copy belongs to a primary copy that exists, or one that was lost.
+
+Two looks at a node never share a name, so they cannot seem to contradict each other: ``probe``
+is a fresh check made now; ``process_view`` is what this process's own calls last met (``not
+used`` when it has made none: a fresh ``msm_status`` process has no view of its own).
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.cluster import Cluster
-from ..core.health import NodeHealth
+from ..core.health import NodeHealth, NodeState
 from ..stores import Store
 from .inspectors import CountError, Counts, Probe, inspector_for
 from .publish import Figures, read_published, total
+from .units import plural
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MEMORY_WARNING = 0.9
+NOT_USED = "not used"
 
 
 @dataclass(frozen=True)
@@ -40,8 +46,8 @@ class NodeStatus:
     address: str
     kind: str
     failover: bool
-    state: str  # this process's health view: "up", "quarantined" or "dead"
-    probe: Probe
+    process_view: str  # what this process's calls met: "up", "quarantined", "dead", "not used"
+    probe: Probe  # a fresh check, now
     counts: Counts | None = None  # None: not counted (--no-count, down, or count failed)
     count_error: str = ""
 
@@ -117,6 +123,16 @@ class ClusterStatus:
     def statistics(self) -> Figures:
         return total(self.instances)
 
+    def statistics_age(self, figures: Figures) -> float | None:
+        """Seconds between an instance's publishing and this report (None: not known)."""
+        if figures.published_at is None:
+            return None
+        return max(0.0, self.generated_at - figures.published_at)
+
+    def named_counts(self) -> tuple[Counter[str | None], Counter[str | None]]:
+        """Primary and backup copies over all counted nodes, by the node id their keys name."""
+        return self._by_named_node()
+
     @property
     def warnings(self) -> list[str]:
         """What an operator acts on, most urgent first."""
@@ -138,13 +154,14 @@ def _session_warnings(status: ClusterStatus) -> list[str]:
         return []
     primaries, backups = status._by_named_node()
     found = [
-        f"{backups[n.id]} sessions of node {n.label} are served from their backup copy"
+        f"{plural(backups[n.id], 'session')} of node {n.label} "
+        f"{'is' if backups[n.id] == 1 else 'are'} served from a backup copy"
         for n in status.down
         if backups[n.id]
     ]
     missing = status.without_backup
     if missing:
-        found.append(f"{missing} sessions have no backup copy")
+        found.append(f"{plural(missing, 'session has', 'sessions have')} no backup copy")
     return found
 
 
@@ -154,8 +171,8 @@ def _capacity_warnings(status: ClusterStatus) -> list[str]:
         probe = node.probe
         if probe.evictions:
             found.append(
-                f"node {node.label} evicted {probe.evictions} items: sessions may have been "
-                "lost; give it more memory"
+                f"node {node.label} evicted {plural(probe.evictions, 'item')}: sessions may have "
+                "been lost; give it more memory"
             )
         if probe.memory_used is not None and probe.memory_limit:
             share = probe.memory_used / probe.memory_limit
@@ -165,8 +182,12 @@ def _capacity_warnings(status: ClusterStatus) -> list[str]:
 
 
 # -- collecting -------------------------------------------------------------------------------
-def _state(health: NodeHealth) -> str:
-    return "dead" if health.dead else health.state.value
+def _process_view(health: NodeHealth) -> str:
+    if health.dead:
+        return "dead"
+    if health.state is NodeState.QUARANTINED:
+        return "quarantined"
+    return "up" if health.contacted else NOT_USED
 
 
 def _probe(store: Store, timeout: float) -> Probe:
@@ -207,7 +228,7 @@ def collect_status(
         nodes=tuple(
             NodeStatus(
                 node.id, node.address, node.kind.value, node.failover,
-                _state(registry.health[node]), probe, *counted.get(node, (None, "")),
+                _process_view(registry.health[node]), probe, *counted.get(node, (None, "")),
             )
             for node, probe in zip(nodes, probes, strict=True)
         ),
@@ -221,22 +242,27 @@ def _node_dict(node: NodeStatus) -> dict[str, Any]:
     probe = node.probe
     return {
         "id": node.id, "address": node.address, "kind": node.kind,
-        "failover": node.failover, "role": node.role, "state": node.state,
-        "up": probe.up, "error": probe.error or None,
-        "latency_ms": None if probe.latency_ms is None else round(probe.latency_ms, 3),
-        "version": probe.version, "uptime_s": probe.uptime_s,
-        "memory_used": probe.memory_used, "memory_limit": probe.memory_limit,
-        "items": probe.items, "evictions": probe.evictions,
+        "failover": node.failover, "role": node.role,
+        "probe": {
+            "up": probe.up, "error": probe.error or None,
+            "latency_ms": None if probe.latency_ms is None else round(probe.latency_ms, 3),
+            "version": probe.version, "uptime_s": probe.uptime_s,
+            "memory_used": probe.memory_used, "memory_limit": probe.memory_limit,
+            "items": probe.items, "evictions": probe.evictions,
+        },
+        "process_view": node.process_view,
         "sessions": None if node.counts is None else node.counts.sessions,
         "backups": None if node.counts is None else node.counts.backup_copies,
         "count_error": node.count_error or None,
     }
 
 
-def figures_dict(figures: Figures) -> dict[str, Any]:
+def figures_dict(figures: Figures, age: float | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"instance": figures.instance}
     if figures.published_at is not None:
         body["published_at"] = figures.published_at
+    if age is not None:
+        body["age_s"] = round(age, 3)
     body["counters"] = dict(sorted(figures.counters.items()))
     body["timings"] = {name: t.summary() for name, t in sorted(figures.timings.items())}
     return body
@@ -256,7 +282,7 @@ def to_dict(status: ClusterStatus) -> dict[str, Any]:
         "complete": status.complete,
         "warnings": status.warnings,
         "statistics": {
-            "instances": [figures_dict(f) for f in status.instances],
+            "instances": [figures_dict(f, status.statistics_age(f)) for f in status.instances],
             "total": figures_dict(status.statistics),
         },
     }

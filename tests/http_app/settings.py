@@ -8,9 +8,12 @@
 ``MSM_ENABLED``   ``0`` for ENABLED=False
 ``MSM_INSTANCE``  this instance's name, echoed by every view
 ``MSM_RETRY_TIMEOUT`` / ``MSM_OPERATION_TIMEOUT``  failover knobs (seconds)
+``MSM_BACKUP_TIMEOUT``  SESSION_BACKUP_TIMEOUT (seconds; default 0.1)
 ``MSM_LOCKING``   LOCKING_MODE (default ``none``)
 ``MSM_LOCK_EXPIRATION`` / ``MSM_LOCK_WAIT``  LOCK_EXPIRATION / LOCK_WAIT_TIMEOUT (seconds)
 ``MSM_LOCK_POLICY``  LOCK_TIMEOUT_POLICY (default ``fail``)
+``MSM_ADMIN``     ``1``: the Django admin at /admin/ with django_msm's cluster page, static files
+                  served by the app itself, and a staff user (tests/test_admin_cluster.py)
 
 The SECRET_KEY and the user's password hash are the same in every instance on purpose: a login
 made on one instance must be valid on the others, as in a real cluster.
@@ -56,6 +59,8 @@ def _msm_settings() -> dict[str, object]:
         "LOCKING_MODE": env.get("MSM_LOCKING", "none"),
         "LOCK_TIMEOUT_POLICY": env.get("MSM_LOCK_POLICY", "fail"),
     }
+    if env.get("MSM_BACKUP_TIMEOUT"):
+        msm["SESSION_BACKUP_TIMEOUT"] = float(env["MSM_BACKUP_TIMEOUT"])
     if env.get("MSM_LOCK_EXPIRATION"):
         msm["LOCK_EXPIRATION"] = float(env["MSM_LOCK_EXPIRATION"])
     if env.get("MSM_LOCK_WAIT"):
@@ -64,6 +69,23 @@ def _msm_settings() -> dict[str, object]:
 
 
 DJANGO_MSM = _msm_settings()
+
+if os.environ.get("MSM_ADMIN") == "1":
+    INSTALLED_APPS += [
+        "django.contrib.admin", "django.contrib.messages", "django.contrib.staticfiles",
+    ]
+    MIDDLEWARE += ["django.contrib.messages.middleware.MessageMiddleware"]
+    ROOT_URLCONF = "tests.http_app.admin_urls"
+    STATIC_URL = "/static/"
+    TEMPLATES = [{
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": [
+            "django.template.context_processors.request",
+            "django.contrib.auth.context_processors.auth",
+            "django.contrib.messages.context_processors.messages",
+        ]},
+    }]
 
 LOGGING = {
     "version": 1,

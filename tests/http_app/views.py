@@ -21,6 +21,8 @@ from tests.views import store_big
 
 USERNAME = "alice"
 PASSWORD = "wonderland"
+STAFF_USERNAME = "operator"  # is_staff, with MSM_ADMIN=1 only
+STAFF_PASSWORD = "cluster-page"
 MAX_DELAY = 30.0  # a bound on ?delay=, in seconds
 
 

@@ -24,13 +24,16 @@ def _create_user() -> None:
     from django.contrib.auth.models import User
     from django.core.management import call_command
 
-    from tests.http_app.views import PASSWORD, USERNAME
+    from tests.http_app.views import PASSWORD, STAFF_PASSWORD, STAFF_USERNAME, USERNAME
 
     call_command("migrate", run_syncdb=True, verbosity=0, interactive=False)
     # A fixed salt long enough (>= 128 bits) that a login never re-hashes the password with a
     # random one: the hash is part of the session (auth's session hash) on every instance.
     password = make_password(PASSWORD, salt="httpappfixedsaltsharedbyinstances")
     User.objects.create(pk=1, username=USERNAME, password=password)
+    if os.environ.get("MSM_ADMIN") == "1":  # the admin's cluster page is for staff
+        staff = make_password(STAFF_PASSWORD, salt="httpappfixedsaltsharedbyinstances")
+        User.objects.create(pk=2, username=STAFF_USERNAME, password=staff, is_staff=True)
 
 
 _create_user()

@@ -2,75 +2,90 @@
 
 A thin renderer: ``status.collect_status()`` gathers everything; ``render_text`` and
 ``status.to_dict`` are pure functions of the resulting ``ClusterStatus``.
+
+The text fits 80 columns unless ``--wide``: the node table keeps what an operator scans for (is
+it answering, how full, how many sessions), ``--wide`` adds the server's own details and one
+statistics column per instance. To show something more, add a ``Column`` to ``COLUMNS`` or a
+section function to ``SECTIONS``; both take the ``ClusterStatus`` and nothing else.
 """
 
 from __future__ import annotations
 
 import json
-import math
+import textwrap
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.management.color import Style, no_style
 
 from django_msm.ops.status import ClusterStatus, NodeStatus, collect_status, to_dict
+from django_msm.ops.units import age, duration, latency, plural, size, uptime
 
 CHECK_FAILED = 2
-COLUMNS = ("NODE", "ADDRESS", "KIND", "ROLE", "STATE", "PROBE", "LATENCY", "VERSION", "UPTIME",
-           "MEMORY", "ITEMS", "EVICTIONS", "SESSIONS", "BACKUPS")
-
-
-def _bytes(value: float | None) -> str:
-    if value is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return "-"  # unreachable
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if math.isinf(value):
-        return "inf"
-    if value < 1e-3:
-        return f"{value * 1e6:g} us"
-    return f"{value * 1e3:g} ms" if value < 1 else f"{value:g} s"
-
-
-def _uptime(seconds: int | None) -> str:
-    if seconds is None:
-        return "-"
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    return f"{hours}h {minutes}m" if hours else f"{minutes}m {secs}s"
+WIDTH = 80
+LEGEND = "PROBE is a check made just now; THIS PROCESS is what this process last saw."
 
 
 def _text(value: object) -> str:
     return "-" if value is None else str(value)
 
 
-def _node_row(node: NodeStatus) -> list[str]:
+def _memory_share(node: NodeStatus) -> str:
+    """Narrow tables: how full the node is, or what it uses when it has no limit."""
+    used, limit = node.probe.memory_used, node.probe.memory_limit
+    if used is None:
+        return "-"
+    return f"{used / limit:.0%}" if limit else size(used)
+
+
+def _memory(node: NodeStatus) -> str:
     probe = node.probe
-    memory = "-" if probe.memory_used is None else (
-        f"{_bytes(probe.memory_used)} / {_bytes(probe.memory_limit)}"
-    )
-    counts = node.counts
-    return [
-        node.label, node.address, node.kind, node.role, node.state,
-        "up" if probe.up else "down",
-        "-" if probe.latency_ms is None else f"{probe.latency_ms:.2f} ms",
-        _text(probe.version), _uptime(probe.uptime_s), memory, _text(probe.items),
-        _text(probe.evictions),
-        "-" if counts is None else str(counts.sessions),
-        "-" if counts is None else str(counts.backup_copies),
-    ]
+    if probe.memory_used is None:
+        return "-"
+    return f"{size(probe.memory_used)} / {size(probe.memory_limit)}"
+
+
+def _counted(value: Callable[[Any], int]) -> Callable[[NodeStatus], str]:
+    return lambda node: "-" if node.counts is None else str(value(node.counts))
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the node table. ``only``: "wide" or "narrow" tables only (None: both);
+    ``wanted``: shown in narrow tables only when this says so (wide tables show everything)."""
+
+    header: str
+    cell: Callable[[NodeStatus], str]
+    only: str | None = None
+    coloured: bool = False
+    wanted: Callable[[ClusterStatus], bool] | None = None
+
+    def shown(self, status: ClusterStatus, wide: bool) -> bool:
+        if self.only is not None and self.only != ("wide" if wide else "narrow"):
+            return False
+        return wide or self.wanted is None or self.wanted(status)
+
+
+COLUMNS = (
+    Column("NODE", lambda n: n.label),
+    Column("ADDRESS", lambda n: n.address, only="wide"),
+    Column("KIND", lambda n: n.kind, only="wide"),
+    Column("ROLE", lambda n: n.role, wanted=lambda s: any(n.failover for n in s.nodes)),
+    Column("PROBE", lambda n: "up" if n.probe.up else "down", coloured=True),
+    Column("LATENCY", lambda n: latency(n.probe.latency_ms)),
+    Column("VERSION", lambda n: _text(n.probe.version), only="wide"),
+    Column("UPTIME", lambda n: uptime(n.probe.uptime_s), only="wide"),
+    Column("MEMORY", _memory_share, only="narrow"),
+    Column("MEMORY", _memory, only="wide"),
+    Column("ITEMS", lambda n: _text(n.probe.items), only="wide"),
+    Column("EVICTED", lambda n: _text(n.probe.evictions)),
+    Column("SESSIONS", _counted(lambda counts: counts.sessions)),
+    Column("BACKUPS", _counted(lambda counts: counts.backup_copies)),
+    Column("THIS PROCESS", lambda n: n.process_view, coloured=True),
+)
 
 
 def _colour(cell: str, style: Style) -> str:
@@ -92,32 +107,66 @@ def _table(header: list[str], rows: list[list[str]], style: Style, colour: set[i
     return [style.MIGRATE_HEADING(lines[0]), *lines[1:]]
 
 
-def _summary(status: ClusterStatus) -> str:
+def _nodes(status: ClusterStatus, style: Style, wide: bool) -> list[str]:
+    columns = [column for column in COLUMNS if column.shown(status, wide)]
+    rows = [[column.cell(node) for column in columns] for node in status.nodes]
+    coloured = {i for i, column in enumerate(columns) if column.coloured}
+    return [*_table([c.header for c in columns], rows, style, coloured), LEGEND]
+
+
+def _sessions(status: ClusterStatus, style: Style, wide: bool) -> list[str]:
     if not status.counted:
-        return "Sessions: not counted (--no-count)"
-    line = (f"Sessions: {status.sessions} distinct, {status.primary_copies} primary copies, "
-            f"{status.backup_copies} backup copies")
+        return ["Sessions: not counted (--no-count)"]
+    primaries, backups = status.primary_copies or 0, status.backup_copies or 0
+    copies = (plural(primaries, "primary copy", "primary copies"),
+              plural(backups, "backup copy", "backup copies"))
+    lines = [f"Sessions: {status.sessions} distinct ({copies[0]}, {copies[1]})"]
     coverage = status.backup_coverage
     if coverage is not None:
-        line += f"; backup coverage {coverage:.1%}"
-    return line + ("" if status.complete else " (not every node counted: lower bounds)")
+        lines.append(f"Backup coverage: {coverage:.1%} of primary copies have their backup copy")
+    if not status.complete:
+        lines.append("Not every node was counted: these figures are lower bounds.")
+    return lines
 
 
-def _statistics(status: ClusterStatus, style: Style) -> list[str]:
+def _warnings(status: ClusterStatus, style: Style, wide: bool) -> list[str]:
+    warnings = status.warnings
+    lines = ["Warnings:" if warnings else "Warnings: none"]
+    for warning in warnings:
+        wrapped = [f"  ! {warning}"] if wide else textwrap.wrap(
+            warning, WIDTH, initial_indent="  ! ", subsequent_indent="    "
+        )
+        lines += [style.WARNING(line) for line in wrapped]
+    return lines
+
+
+def _published(status: ClusterStatus) -> str:
+    ages = sorted(a for a in map(status.statistics_age, status.instances) if a is not None)
+    if not ages:
+        return ""
+    if ages[0] == ages[-1]:
+        return f", published {age(ages[0])} ago"
+    return f", published {age(ages[0])} to {age(ages[-1])} ago"
+
+
+def _statistics(status: ClusterStatus, style: Style, wide: bool) -> list[str]:
     instances = status.instances
     if not instances:
         return ["Statistics: none published (app processes publish every few seconds)"]
     total = status.statistics
-    lines = [f"Statistics: {len(instances)} instance{'s' if len(instances) > 1 else ''}", ""]
-    header = ["COUNTER", "TOTAL", *(figures.instance for figures in instances)]
+    lines = [f"Statistics: {plural(len(instances), 'instance')}{_published(status)}", ""]
+    shown = instances if wide else ()
+    header = ["COUNTER", "TOTAL", *(figures.instance for figures in shown)]
     rows = [
-        [name, str(count), *(str(f.counters.get(name, 0)) for f in instances)]
+        [name, str(count), *(str(f.counters.get(name, 0)) for f in shown)]
         for name, count in total.counters.items()
     ]
-    lines += _table(header, rows, style, set()) if rows else ["(no counters yet)"]
+    lines += _table(header, rows, style, set()) if rows else [
+        "No counters yet: no request has used a session since these processes started."
+    ]
     timing_rows = []
     for name, timing in total.timings.items():
-        fmt = _bytes if name.endswith("size") else _seconds
+        fmt = size if name.endswith("size") else duration
         summary = timing.summary()
         timing_rows.append([name, str(timing.count),
                             *(fmt(summary[p]) for p in ("p50", "p95", "p99"))])
@@ -126,14 +175,15 @@ def _statistics(status: ClusterStatus, style: Style) -> list[str]:
     return lines
 
 
-def render_text(status: ClusterStatus, style: Style) -> str:
-    """The text report: node table, session totals, warnings, statistics."""
-    lines = _table(list(COLUMNS), [_node_row(node) for node in status.nodes], style, {4, 5})
-    lines += ["", _summary(status), ""]
-    warnings = status.warnings
-    lines.append("Warnings:" if warnings else "Warnings: none")
-    lines += [style.WARNING(f"  ! {warning}") for warning in warnings]
-    lines += ["", *_statistics(status, style)]
+Section = Callable[[ClusterStatus, Style, bool], list[str]]
+SECTIONS: tuple[Section, ...] = (_nodes, _sessions, _warnings, _statistics)
+
+
+def render_text(status: ClusterStatus, style: Style, wide: bool = False) -> str:
+    """The text report: node table, sessions, warnings, statistics; blank lines between."""
+    lines: list[str] = []
+    for section in SECTIONS:
+        lines += ["", *section(status, style, wide)] if lines else section(status, style, wide)
     return "\n".join(lines) + "\n"
 
 
@@ -153,6 +203,8 @@ class Command(BaseCommand):
                             help="Refresh every SECONDS until interrupted.")
         parser.add_argument("--no-count", action="store_true",
                             help="Skip counting sessions (probes and statistics only).")
+        parser.add_argument("--wide", action="store_true",
+                            help="Every column: addresses, versions, per-instance statistics.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["watch"] is not None and (options["check"] or options["watch"] <= 0):
@@ -175,7 +227,10 @@ class Command(BaseCommand):
             status = collect_status(count=not options["no_count"])
             if options["watch"] is not None and coloured and not options["json"]:
                 self.stdout.write("\x1b[H\x1b[2J", ending="")  # clear the terminal
-            output = render_json(status) if options["json"] else render_text(status, style)
+            output = (
+                render_json(status) if options["json"]
+                else render_text(status, style, options["wide"])
+            )
             self.stdout.write(output, ending="")
             if options["watch"] is None:
                 return status
