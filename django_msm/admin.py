@@ -134,8 +134,6 @@ def install(site: AdminSite) -> None:
     site._django_msm_installed = True  # type: ignore[attr-defined]
 
 
-install(admin.site)
-
 
 @admin.action(description="Log out everywhere", permissions=["change"])
 def log_out_everywhere(modeladmin: Any, request: HttpRequest, queryset: QuerySet) -> None:
@@ -163,4 +161,5 @@ def add_user_action(site: admin.AdminSite | None = None) -> bool:
 
 
 if apps.is_installed("django.contrib.admin"):
+    install(admin.site)
     add_user_action()  # the user admin of the apps listed before this one is registered by now
