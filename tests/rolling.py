@@ -118,7 +118,11 @@ class Crowd:
         deadline = time.monotonic() + seconds
         passes = 0
         while passes == 0 or time.monotonic() < deadline:
-            for user in [u for u in self.active if u.tag not in self.broken | set(self.left)]:
+            users = [u for u in self.active if u.tag not in self.broken | set(self.left)]
+            if not users:  # nobody left to make traffic: just let the time pass
+                time.sleep(max(0.0, deadline - time.monotonic()))
+                return
+            for user in users:
                 data = _answer(user, user.visit if passes % 2 else user.read)
                 if data != user.expected():
                     self.broken.add(user.tag)
