@@ -21,8 +21,7 @@ from typing import Any
 
 from django.conf import settings
 
-from django_msm.conf import get_config
-from django_msm.registry import NodeRegistry, reset_registry
+from django_msm.runtime import build_cluster, get_config, install_cluster, reset_cluster
 from django_msm.session import SessionStore
 from tests.visitors import Visitor, by_node, new_visitors
 
@@ -56,18 +55,13 @@ def app_server(clock: SkewedClock | None = None) -> Iterator[None]:
     """Requests inside run as a fresh app server: a node registry of its own, with ``clock``.
 
     The engine's registry is per process; installing a new one is how one test process plays
-    several app servers that never saw each other's view of the nodes (internal: the registry's
-    ``clock=`` and its process-global slot, until a public hook exists).
+    several app servers that never saw each other's view of the nodes.
     """
-    from django_msm import registry as registry_module
-
-    reset_registry()
-    with registry_module._registry_lock:
-        registry_module._registry = NodeRegistry(get_config(), clock=clock)
+    install_cluster(build_cluster(get_config(), clock))
     try:
         yield
     finally:
-        reset_registry()
+        reset_cluster()
 
 
 @dataclass(frozen=True)
