@@ -226,6 +226,45 @@ class StoreContract:
         else:
             assert again is not None and again != token
 
+    # -- batched reads and compare-and-set (repair) -----------------------------------------------
+    def test_get_many_versioned_returns_the_present_keys_with_their_tokens(
+        self, store: Store
+    ) -> None:
+        token = store.add_versioned(KEY, VALUE, 100)
+        other = store.add_versioned(f"{KEY}-b", b"b", 100)
+        found = store.get_many_versioned([KEY, f"{KEY}-missing", f"{KEY}-b"])
+        assert found == {KEY: (VALUE, token), f"{KEY}-b": (b"b", other)}
+        assert store.get_many_versioned([]) == {}
+
+    def test_cas_writes_only_over_the_version_it_was_given(self, store: Store) -> None:
+        assert store.cas(KEY, VALUE, 100, b"1") is None
+        assert store.get(KEY) is None  # never creates
+        token = store.add_versioned(KEY, b"old", 100)
+        assert token is not None
+        new = store.cas(KEY, VALUE, 100, token)
+        assert isinstance(new, bytes) and store.get_versioned(KEY) == (VALUE, new)
+        assert store.cas(KEY, b"late", 100, token) is None  # another writer came first
+        assert store.get(KEY) == VALUE
+        self.assert_expires_in(store, KEY, 100)
+
+    def test_delete_if_deletes_only_the_version_it_was_given(self, store: Store) -> None:
+        assert store.delete_if(KEY, b"1") is False
+        token = store.add_versioned(KEY, b"old", 100)
+        assert token is not None
+        new = store.replace_versioned(KEY, VALUE, 100)
+        assert new is not None
+        if new != token:
+            assert store.delete_if(KEY, token) is False
+            assert store.get(KEY) == VALUE
+        assert store.delete_if(KEY, new) is True
+        assert store.get(KEY) is None
+
+    def test_concurrent_cas_have_one_winner(self, store: Store) -> None:
+        token = store.add_versioned(KEY, VALUE, 100)
+        assert token is not None
+        answers = race(RACERS, lambda i: store.cas(KEY, b"racer-%d" % i, 100, token))
+        assert len([answer for answer in answers if answer is not None]) == 1, answers
+
     # -- locks ----------------------------------------------------------------------------------
     def test_lock_is_exclusive_until_its_proof_unlocks_it(self, store: Store) -> None:
         proof = store.lock(KEY, b"owner-a", 5.0)

@@ -76,6 +76,25 @@ class Store(abc.ABC):
         """``replace`` returning the new version token, or None if the key is absent."""
         return value_token(value) if self.replace(key, value, ttl) else None
 
+    def get_many_versioned(self, keys: list[str]) -> dict[str, tuple[bytes, bytes]]:
+        """Bytes and version token of every present key among ``keys``, in as few round trips
+        as the server allows (repair reads copies in batches); absent keys are left out."""
+        found = {}
+        for key in keys:
+            value, token = self.get_versioned(key)
+            if value is not None and token is not None:
+                found[key] = (value, token)
+        return found
+
+    @abc.abstractmethod
+    def cas(self, key: str, value: bytes, ttl: int, token: bytes) -> bytes | None:
+        """Store only if the item exists and its version is still ``token`` (compare-and-set);
+        return the new token, or None when the item changed or is gone (the other writer wins)."""
+
+    @abc.abstractmethod
+    def delete_if(self, key: str, token: bytes) -> bool:
+        """Delete only if the item's version is still ``token``; False if it changed or is gone."""
+
     @abc.abstractmethod
     def lock(self, key: str, token: bytes, ttl: float) -> bytes | None:
         """Atomically create a lock item; return the proof ``unlock`` needs, None if held."""

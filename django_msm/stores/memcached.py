@@ -163,6 +163,18 @@ class MemcachedStore(Store):
         head = b"ms %s %d T%d %s c\r\n" % (key.encode(), len(value), self._exp(ttl), flag)
         return _cas(self.client.raw_command(head + value))
 
+    @_wrap_errors
+    def get_many_versioned(self, keys: list[str]) -> dict[str, tuple[bytes, bytes]]:
+        """One ``gets`` for the whole batch: memcached answers every key in one reply."""
+        return self.client.gets_many(keys) if keys else {}  # type: ignore[no-any-return]
+
+    def cas(self, key: str, value: bytes, ttl: int, token: bytes) -> bytes | None:
+        return self._meta_set(key, value, ttl, b"C" + token)
+
+    @_wrap_errors
+    def delete_if(self, key: str, token: bytes) -> bool:
+        return self.client.raw_command(b"md %s C%s" % (key.encode(), token)).startswith(b"HD")
+
     # Locks: `ms ... ME` creates the item only if absent and returns its CAS; `md ... C<cas>`
     # deletes it only if the CAS still matches, so a late release never frees the next owner's
     # lock. memcached expires items on whole seconds of its own clock, which could end a lock
@@ -183,9 +195,8 @@ class MemcachedStore(Store):
             return None
         return self._meta_set(key, value, life, b"C" + cas)
 
-    @_wrap_errors
     def unlock(self, key: str, proof: bytes) -> bool:
-        return self.client.raw_command(b"md %s C%s" % (key.encode(), proof)).startswith(b"HD")
+        return self.delete_if(key, proof)
 
     @_wrap_errors
     def ping(self) -> None:

@@ -11,7 +11,7 @@ import threading
 from ..clock import Clock, SystemClock
 from ..core.nodes import Node, NodeKind
 from ..exceptions import NodeUnavailable
-from .base import Store
+from .base import Store, value_token
 
 
 class InMemoryStore(Store):
@@ -94,6 +94,24 @@ class InMemoryStore(Store):
         self._enter("delete", key)
         with self._lock:
             return self._items.pop(key, None) is not None
+
+    def cas(self, key: str, value: bytes, ttl: int, token: bytes) -> bytes | None:
+        self._enter("cas", key)
+        with self._lock:
+            current = self._live(key)
+            if current is None or value_token(current) != token:
+                return None
+            self._put(key, value, ttl)
+            return value_token(value)
+
+    def delete_if(self, key: str, token: bytes) -> bool:
+        self._enter("delete_if", key)
+        with self._lock:
+            current = self._live(key)
+            if current is None or value_token(current) != token:
+                return False
+            del self._items[key]
+            return True
 
     def lock(self, key: str, token: bytes, ttl: float) -> bytes | None:
         self._enter("lock", key)
