@@ -43,6 +43,11 @@ E023 = "DJANGO_MSM['LOCKING_MODE'] is invalid: {value!r}."
 E024 = "DJANGO_MSM['LOCKING_MODE'] uriPattern is not a valid regex: {error}."
 E025 = "DJANGO_MSM['LOCK_TIMEOUT_POLICY'] must be 'fail' or 'proceed'."
 E026 = "DJANGO_MSM['SESSION_ATTRIBUTE_FILTER'] is not a valid regex: {error}."
+E027 = "DJANGO_MSM[{key!r}] is invalid: {error}."
+E028 = "DJANGO_MSM['DRAINING_NODES'] names unknown node {node_id!r}."
+E029 = "DJANGO_MSM['DRAINING_NODES'] lists every regular node."
+E030 = "DJANGO_MSM['RETIRED_NODES'] names node {node_id!r}, which is still in MEMCACHED_NODES."
+E031 = "DJANGO_MSM['RETIRED_NODES'] has an invalid node id {node_id!r}."
 
 HINT_E001 = "Set DJANGO_MSM = {{'MEMCACHED_NODES': 'n1:host1:11211,n2:host2:11211'}}."
 HINT_E002 = "Known keys: {known}."
@@ -70,6 +75,16 @@ HINT_E023 = "Use 'none', 'all', 'auto' or 'uriPattern:<regex>'."
 HINT_E024 = "Use a Python regex searched in request.path, such as 'uriPattern:^/cart/'."
 HINT_E025 = "Use 'fail' (answer 503 with Retry-After) or 'proceed' (run unlocked, warn)."
 HINT_E026 = "Use a Python regex matched against whole session key names, such as 'cart|user_.*'."
+HINT_E027 = "Use node ids separated by commas, such as 'n3', or a list of ids."
+HINT_E028 = (
+    "Use ids from MEMCACHED_NODES; a node already removed from it belongs in RETIRED_NODES."
+)
+HINT_E029 = "Leave at least one regular node to take new sessions and backups."
+HINT_E030 = (
+    "Drain it first (DRAINING_NODES, then manage.py msm_drain), then move it from "
+    "MEMCACHED_NODES to RETIRED_NODES."
+)
+HINT_E031 = "Use the id the node had in MEMCACHED_NODES (letters, digits and '_', max 32)."
 
 DURATION_KEYS = (
     "OPERATION_TIMEOUT", "RETRY_TIMEOUT", "LOCK_EXPIRATION", "SESSION_BACKUP_TIMEOUT",
@@ -77,9 +92,9 @@ DURATION_KEYS = (
 )
 POSITIVE_INT_KEYS = (
     "MAX_SESSION_SIZE", "COMPRESS_MIN_SIZE", "RETRY_ATTEMPTS", "BACKUP_QUEUE_SIZE",
-    "LOCAL_CACHE_ENTRIES", "LOCAL_CACHE_BYTES",
+    "LOCAL_CACHE_ENTRIES", "LOCAL_CACHE_BYTES", "REPAIR_RATE",
 )
-BOOL_KEYS = ("STICKY", "SESSION_BACKUP_ASYNC", "ENABLED", "ENABLE_STATISTICS")
+BOOL_KEYS = ("STICKY", "SESSION_BACKUP_ASYNC", "ENABLED", "ENABLE_STATISTICS", "AUTO_REPAIR")
 # memcached keys stop at 250 bytes: "lock:" or "bak:" + prefix + the longest session key.
 MAX_PREFIX_LENGTH = 250 - len("lock:") - MAX_KEY_LENGTH
 _STATIC_TOKEN = re.compile(r"\Astatic:[A-Za-z0-9_.-]{1,64}\Z")
@@ -96,7 +111,7 @@ def _check_nodes(raw: dict[str, Any]) -> list[CheckMessage]:
         return [_error(E003, HINT_E003, 3, error=str(exc))]
     errors = [_error(E004, HINT_E004, 4, node_id=dup) for dup in duplicate_ids(nodes)]
     errors += [error for node in nodes for error in _check_redis_node(node)]
-    return errors + _check_failover(raw, nodes)
+    return errors + _check_failover(raw, nodes) + _check_node_changes(raw, nodes)
 
 
 def _check_redis_node(node: Node) -> list[CheckMessage]:
@@ -146,6 +161,28 @@ def _check_failover(raw: dict[str, Any], nodes: tuple[Any, ...]) -> list[CheckMe
     errors = [_error(E005, HINT_E005, 5, node_id=i) for i in failover if i not in ids]
     if not errors and ids <= set(failover):
         errors.append(_error(E006, HINT_E006, 6))
+    return errors
+
+
+def _check_node_changes(raw: dict[str, Any], nodes: tuple[Node, ...]) -> list[CheckMessage]:
+    """DRAINING_NODES name configured nodes, not all regular ones; RETIRED_NODES none of them."""
+    lists = {}
+    for key in ("DRAINING_NODES", "RETIRED_NODES"):
+        try:
+            lists[key] = split_spec(raw[key])
+        except NodeSpecError as exc:
+            return [_error(E027, HINT_E027, 27, key=key, error=str(exc))]
+    ids = {node.id for node in nodes}
+    draining, retired = lists["DRAINING_NODES"], lists["RETIRED_NODES"]
+    errors = [_error(E028, HINT_E028, 28, node_id=i) for i in draining if i not in ids]
+    try:
+        regular = {n.id for n in nodes if n.id not in split_spec(raw["FAILOVER_NODES"])}
+    except NodeSpecError:  # reported as E017
+        regular = ids
+    if draining and not errors and regular <= set(draining):
+        errors.append(_error(E029, HINT_E029, 29))
+    errors += [_error(E031, HINT_E031, 31, node_id=i) for i in retired if not NAME_RE.match(i)]
+    errors += [_error(E030, HINT_E030, 30, node_id=i) for i in retired if i in ids]
     return errors
 
 

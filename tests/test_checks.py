@@ -27,7 +27,7 @@ KNOWN_KEYS = (
     "RETRY_TIMEOUT, RETRY_ATTEMPTS, LOCAL_CACHE_ENTRIES, LOCAL_CACHE_BYTES, HOST_VERSION_SLOTS, "
     "HOST_VERSION_TRUST, LOCKING_MODE, "
     "LOCK_EXPIRATION, LOCK_WAIT_TIMEOUT, LOCK_TIMEOUT_POLICY, ENABLE_STATISTICS, "
-    "SESSION_ATTRIBUTE_FILTER."
+    "SESSION_ATTRIBUTE_FILTER, AUTO_REPAIR, REPAIR_RATE, DRAINING_NODES, RETIRED_NODES."
 )
 
 
@@ -94,6 +94,10 @@ def test_every_key_set_to_a_valid_value_passes() -> None:
         "LOCK_TIMEOUT_POLICY": "proceed",
         "SESSION_ATTRIBUTE_FILTER": None,
         "ENABLE_STATISTICS": True,
+        "AUTO_REPAIR": False,
+        "REPAIR_RATE": 500,
+        "DRAINING_NODES": "n2",
+        "RETIRED_NODES": "n0 old_4",
     }
     assert reports(msm) == []
 
@@ -519,3 +523,77 @@ def test_get_config_after_a_bad_override_recovers() -> None:
     with override_settings(DJANGO_MSM={"RETRY_ATTEMPTS": 0}), pytest.raises(ConfigurationError):
         get_config()
     assert get_config().retry_attempts == 2
+
+
+# -- E027 - E031: node changes; AUTO_REPAIR and REPAIR_RATE --------------------------------------
+THREE = "n1:127.0.0.1:11211,n2:127.0.0.1:11212,n3:127.0.0.1:11213"
+
+
+def test_node_changes_reach_the_config() -> None:
+    with override_settings(DJANGO_MSM={"MEMCACHED_NODES": THREE, "DRAINING_NODES": "n3",
+                                       "RETIRED_NODES": ["n4", "n5"], "REPAIR_RATE": 200,
+                                       "AUTO_REPAIR": False}):
+        config = get_config()
+    assert config.draining == frozenset({"n3"}) and config.retired == ("n4", "n5")
+    assert (config.repair_rate, config.auto_repair) == (200, False)
+    with override_settings(DJANGO_MSM={"MEMCACHED_NODES": THREE}):
+        config = get_config()
+    assert (config.auto_repair, config.repair_rate, config.draining, config.retired) == (
+        True, 10_000, frozenset(), ())
+
+
+@pytest.mark.parametrize("key", ["DRAINING_NODES", "RETIRED_NODES"])
+def test_e027_node_change_lists_of_wrong_type(key: str) -> None:
+    assert reports({"MEMCACHED_NODES": THREE, key: 3}) == [
+        Error(
+            f"DJANGO_MSM[{key!r}] is invalid: expected a string or a list of strings, got int.",
+            hint="Use node ids separated by commas, such as 'n3', or a list of ids.",
+            id="django_msm.E027",
+        )
+    ]
+
+
+def test_e028_draining_node_must_be_configured() -> None:
+    assert reports({"MEMCACHED_NODES": THREE, "DRAINING_NODES": "n2,n9"}) == [
+        Error(
+            "DJANGO_MSM['DRAINING_NODES'] names unknown node 'n9'.",
+            hint="Use ids from MEMCACHED_NODES; a node already removed from it belongs in "
+            "RETIRED_NODES.",
+            id="django_msm.E028",
+        )
+    ]
+
+
+def test_e029_some_regular_node_must_stay_undrained() -> None:
+    msm = {"MEMCACHED_NODES": THREE, "FAILOVER_NODES": "n3", "DRAINING_NODES": "n1 n2"}
+    assert reports(msm) == [
+        Error(
+            "DJANGO_MSM['DRAINING_NODES'] lists every regular node.",
+            hint="Leave at least one regular node to take new sessions and backups.",
+            id="django_msm.E029",
+        )
+    ]
+
+
+def test_e030_e031_retired_nodes_are_well_formed_and_no_longer_configured() -> None:
+    assert reports({"MEMCACHED_NODES": THREE, "RETIRED_NODES": "n2,bad-id"}) == [
+        Error(
+            "DJANGO_MSM['RETIRED_NODES'] has an invalid node id 'bad-id'.",
+            hint="Use the id the node had in MEMCACHED_NODES (letters, digits and '_', max 32).",
+            id="django_msm.E031",
+        ),
+        Error(
+            "DJANGO_MSM['RETIRED_NODES'] names node 'n2', which is still in MEMCACHED_NODES.",
+            hint="Drain it first (DRAINING_NODES, then manage.py msm_drain), then move it from "
+            "MEMCACHED_NODES to RETIRED_NODES.",
+            id="django_msm.E030",
+        ),
+    ]
+
+
+def test_auto_repair_is_a_bool_and_repair_rate_a_positive_int() -> None:
+    assert reports({"MEMCACHED_NODES": THREE, "AUTO_REPAIR": "yes", "REPAIR_RATE": 0}) == [
+        e011("REPAIR_RATE"),
+        Error("DJANGO_MSM['AUTO_REPAIR'] must be True or False.", hint="Use a bool.",
+              id="django_msm.E022"),
+    ]

@@ -66,6 +66,11 @@ class MsmConfig:
     attribute_filter: re.Pattern[str] | None = None
     # The longest a session may live (SESSION_COOKIE_AGE): how long marks must be kept.
     session_lifetime: int = 1_209_600
+    # Self-healing redundancy (ops.repair): automatic passes, their rate, node changes.
+    auto_repair: bool = True
+    repair_rate: int = 10_000
+    draining: frozenset[str] = frozenset()  # configured ids taking no new sessions or backups
+    retired: tuple[str, ...] = ()  # ids no longer configured whose keys are still honoured
 
     @functools.cached_property
     def keys(self) -> KeyLayout:

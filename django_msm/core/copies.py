@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ..clock import Clock
 from ..exceptions import CorruptCopy, NodeUnavailable, NoNodesAvailable, SessionTooLarge
@@ -161,7 +161,7 @@ class BackupSessionService:
         if copy.is_tombstone:
             return self._retired(sid, primary)
         self.away.refresh_if_due()  # what other processes saw of the primary
-        if self.registry.health[primary].suspect(copy.written_at):
+        if self.registry.health[primary].suspect():
             return self._verify(sid, primary, copy)
         return Loaded(copy, token=token)
 
@@ -171,17 +171,17 @@ class BackupSessionService:
         return self.registry.call(primary, lambda store: store.version(key))
 
     def _verify(self, sid: SessionId, primary: Node, copy: Copy) -> Loaded:
-        """Check a copy from a node that was away against the backup (no resurrection)."""
+        """Check a copy from a node that was away against the backup (no resurrection).
+
+        Nothing is marked: the node stays suspect until a repair pass has reconciled it
+        (``AwayMarks``), so a place that could not be read now is read again next time.
+        """
         backup, node = self._read_backup(sid, primary)
         if backup is not None and backup.is_tombstone:
             logger.info("session %s was retired while node %s was away", sid, primary.label)
             return self._retired(sid, node)
         if backup is not None and backup.revision > copy.revision:
             return Loaded(backup, from_backup=True, relocate=True)
-        fresh = replace(copy, written_at=self.clock.time())
-        ttl = max(1, int(copy.expires_at - self.clock.time()))
-        data, key = self.pack(fresh), self.keys.primary(sid)
-        self._try(primary, lambda store: store.replace(key, data, ttl))
         return Loaded(copy)
 
     # -- writing ------------------------------------------------------------------------------
@@ -195,12 +195,13 @@ class BackupSessionService:
     def write_backup(self, sid: SessionId, primary: Node, data: bytes, ttl: int) -> Node | None:
         """Store the backup copy on the first backup node that takes it."""
         key = self.keys.backup(sid)
-        for node in self.registry.backup_nodes(primary):
+        for node in self.registry.backup_targets(primary):
             if self._try(node, lambda store: store.set(key, data, ttl)):
                 return node
-        if self.registry.backup_nodes(primary):
+        if self.registry.backup_targets(primary):
             statistics.incr("backup_write_failures")
-            logger.warning("session %s has no backup copy: no backup node available", sid)
+            logger.warning("a session has no backup copy: no backup node available")
+            self.registry.events.backup_failed(str(primary.id))  # repair (issue 11)
         return None
 
     def create(self, copy: Copy, ttl: int, route: str | None) -> tuple[SessionId, bytes]:
@@ -263,8 +264,8 @@ class BackupSessionService:
             return self._after_primary_miss(sid, primary)
         statistics.incr("touches")
         bkey = self.keys.backup(sid)
-        for node in self.registry.backup_nodes(primary):
-            if self.registry.health[node].suspect(copy.written_at):
+        for node in self.registry.backup_targets(primary):
+            if self.registry.health[node].suspect():
                 break  # it was away: its copy may be stale, so rewrite rather than touch
             try:
                 if self.registry.call(node, lambda store: store.touch(bkey, ttl)):
@@ -315,9 +316,9 @@ class BackupSessionService:
 
 
 def _newer(candidate: Copy, best: Copy) -> bool:
-    """Which of two copies of one key wins: between a session copy and a tombstone the one
-    written later (a key is never reused, so a later tombstone retires every earlier copy);
+    """Which of two copies of one key wins: a tombstone beats every session copy (keys are
+    never reused, so a tombstone retires its key for good, whatever clocks wrote them);
     between two copies of one kind the higher revision."""
     if candidate.is_tombstone != best.is_tombstone:
-        return candidate.written_at > best.written_at
+        return candidate.is_tombstone
     return candidate.revision > best.revision

@@ -135,6 +135,7 @@ class SessionEngine:
             relocate_now=loaded.relocate,
             on_failover_node=node.failover,
             regular_available=self.cluster.registry.regular_available,
+            on_draining_node=node in self.cluster.registry.draining,
         )
         self.move = None if move is None else move.reason
         return move is not None and move.resend_cookie

@@ -21,3 +21,11 @@ class ClusterEvents:
 
     def session_moved(self, reason: MoveReason, old_key: str, new_key: str) -> None:
         """A session moved to a new key (the response carries the new cookie)."""
+
+    def backup_failed(self, node_id: str) -> None:
+        """A session of ``node_id`` was stored without its backup copy (no backup node took it)."""
+
+    def repair_needed(self, reason: str) -> None:
+        """The marks on the nodes say a repair pass is due (``core.repairstate``): a node came
+        back empty, was away, or the configured nodes changed. Called on the read path: a
+        listener must only note it and return (automatic repair runs on its own thread)."""

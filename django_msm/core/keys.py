@@ -32,6 +32,8 @@ FORWARD_PREFIX = "fwd:"
 LOCK_PREFIX = "lock:"
 AWAY_PREFIX = "msm:away:"
 STATS_PREFIX = "msm:stats:"
+GENERATION_PREFIX = "msm:gen:"
+REPAIR_PREFIX = "msm:repair:"
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ class KeyLayout:
     * ``lock:<prefix><key>``       the session lock
     * ``msm:away:<prefix><node>``  when a node was last seen away (AwayMarks)
     * ``msm:stats:<prefix><name>`` a process's published statistics
+    * ``msm:gen:<prefix>``         the node's generation: gone when the node lost its data
+    * ``msm:repair:<prefix><name>`` repair's state record, lease and progress (ops.repair)
     """
 
     prefix: str = ""
@@ -102,3 +106,9 @@ class KeyLayout:
 
     def stats(self, name: str) -> str:
         return f"{STATS_PREFIX}{self.prefix}{name}"
+
+    def generation(self) -> str:
+        return f"{GENERATION_PREFIX}{self.prefix}"
+
+    def repair(self, name: str) -> str:
+        return f"{REPAIR_PREFIX}{self.prefix}{name}"
