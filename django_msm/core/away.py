@@ -84,8 +84,9 @@ class AwayMarks:
         finally:
             self._lock.release()
 
-    def survey(self) -> Survey:
-        """Read every node's marks, update the health views, tell if a pass is due."""
+    def survey(self, notify: bool = True) -> Survey:
+        """Read every node's marks, update the health views, tell if a pass is due (unless
+        ``notify`` is False: automatic repair's own survey)."""
         nodes = self.registry.nodes
         reachable: set[str] = set()
         gens: dict[str, str] = {}
@@ -110,7 +111,7 @@ class AwayMarks:
         state = max(states, key=lambda s: s.seq, default=None)
         survey = Survey(self.topology, frozenset(reachable), gens, frozenset(fresh), away,
                         state, dict(self.gens), self.retiring)
-        self._apply(survey)
+        self._apply(survey, notify)
         return survey
 
     def _get(self, node: Node, key: str) -> bytes | None:
@@ -140,7 +141,7 @@ class AwayMarks:
                 found[str(node.id)] = frozenset({token})
         return found
 
-    def _apply(self, survey: Survey) -> None:
+    def _apply(self, survey: Survey, notify: bool) -> None:
         for node in self.registry.nodes:
             health = self.registry.health[node]
             node_id = str(node.id)
@@ -148,6 +149,6 @@ class AwayMarks:
             if node_id in survey.gens:
                 self.gens[node_id] = survey.gens[node_id]
         self.last = survey
-        reasons = survey.needs_repair()
+        reasons = survey.needs_repair() if notify else []
         if reasons:
             self.registry.events.repair_needed("; ".join(reasons))

@@ -141,6 +141,9 @@ class BackupSessionService:
             )
         except NodeUnavailable:
             copy, node = self._read_backup(sid, primary)
+            if copy is None and self.registry.is_retired(primary):  # drained, then retired
+                forward = self.registry.first_hit(self.keys.forward(sid))
+                return Loaded(moved_to=forward.decode("ascii") if forward else None)
             if copy is None:
                 # Nothing reachable says the session is gone: keep the cookie, write nothing.
                 return Loaded(unreachable=True)
