@@ -46,6 +46,7 @@ class AwayMarks:
         self.retiring = False
         self.local: dict[Node, str] = {}  # tokens this process published, until superseded
         self.gens: dict[str, str] = {}  # the generation last seen on each node
+        self.restarted: set[str] = set()  # nodes seen to come back empty, until a pass covers
         self.last: Survey | None = None
         self._next_refresh = 0.0  # due at once: a new process reads the marks first
         self._lock = threading.Lock()
@@ -84,6 +85,12 @@ class AwayMarks:
         finally:
             self._lock.release()
 
+    def refresh_once(self) -> None:
+        """Read the marks if this process never has (its first new session): generations get
+        written before a node can restart unseen."""
+        if self.last is None:
+            self.refresh_if_due()
+
     def survey(self, notify: bool = True) -> Survey:
         """Read every node's marks, update the health views, tell if a pass is due (unless
         ``notify`` is False: automatic repair's own survey)."""
@@ -110,7 +117,7 @@ class AwayMarks:
         away.update(self._local_tokens(away))
         state = max(states, key=lambda s: s.seq, default=None)
         survey = Survey(self.topology, frozenset(reachable), gens, frozenset(fresh), away,
-                        state, dict(self.gens), self.retiring)
+                        state, dict(self.gens), self.retiring, frozenset(self.restarted))
         self._apply(survey, notify)
         return survey
 
@@ -146,6 +153,10 @@ class AwayMarks:
             health = self.registry.health[node]
             node_id = str(node.id)
             health.unrepaired = survey.uncovered(node_id) or health.state is not NodeState.UP
+            if survey.restarted(node_id):
+                self.restarted.add(node_id)
+            elif survey.state is not None:
+                self.restarted.discard(node_id)
             if node_id in survey.gens:
                 self.gens[node_id] = survey.gens[node_id]
         self.last = survey

@@ -228,6 +228,7 @@ class BackupSessionService:
                 if token is not None:
                     statistics.incr("creates")
                     self.write_backup(sid, node, data, ttl)
+                    self.away.refresh_once()  # generations exist before a node restarts unseen
                     return sid, token
             else:
                 causes[node.label] = f"{CREATE_ATTEMPTS} key collisions in a row"

@@ -75,18 +75,22 @@ class Survey:
     state: RepairState | None
     known_gens: dict[str, str] = field(default_factory=dict)  # what this process saw before
     retiring: bool = False  # RETIRED_NODES is set
+    pending: frozenset[str] = frozenset()  # nodes this process saw come back empty earlier
 
     def uncovered(self, node_id: str) -> bool:
         """True if the node was away since the last pass that reconciled it."""
         covered = set(self.state.away.get(node_id, ())) if self.state else set()
         return bool(self.away.get(node_id, frozenset()) - covered)
 
-    def _restarted(self, node_id: str) -> bool:
+    def restarted(self, node_id: str) -> bool:
+        """True if the node came back empty (or is new) and no pass reconciled it since."""
         gen = self.gens.get(node_id)
         if gen is None:
             return False
         if self.state is not None and node_id in self.state.gens:
             return self.state.gens[node_id] != gen
+        if node_id in self.pending:
+            return True
         before = self.known_gens.get(node_id)
         if before is not None:
             return before != gen
@@ -96,7 +100,7 @@ class Survey:
         """Why a pass is due (empty: nothing to do). Nodes the last pass could not reach and
         that are still unreachable add no reason: a pass cannot do more for them."""
         reasons = [f"node {n} came back empty or is new" for n in sorted(self.gens)
-                   if self._restarted(n)]
+                   if self.restarted(n)]
         reasons += [f"node {n} was away" for n in sorted(self.reachable) if self.uncovered(n)]
         down = set(self.state.down) if self.state else set()
         reasons += [f"node {n} is back" for n in sorted(self.reachable & down)]
