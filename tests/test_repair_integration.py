@@ -246,3 +246,32 @@ def test_adding_a_node_anywhere_loses_nothing(kind: type[Node]) -> None:
         for node in [*nodes, added]:
             node.stop()
     assert tally.clean, f"node added, then one lost: {tally}"
+
+
+# -- msm_status --redundancy ---------------------------------------------------------------------
+@pytest.mark.integration
+def test_msm_status_shows_two_copies_one_copy_stale_bytes_and_what_to_do(
+    memcached_nodes: Callable[..., list[MemcachedProcess]],
+) -> None:
+    nodes = memcached_nodes(3)
+    with msm_settings(nodes, AUTO_REPAIR=False, OPERATION_TIMEOUT=0.5):
+        owned = [new_owned() for _ in range(30)]
+        stale = next(o for o in owned if node_of(o.key) == "n1")  # its backup is on n2
+        old = get_cluster().registry.stores[get_cluster().registry.nodes[1]].get(
+            f"bak:{stale.key}")
+        store = SessionStore(stale.key)
+        store["n"] = 2
+        store.save()
+        get_cluster().registry.stores[get_cluster().registry.nodes[1]].set(
+            f"bak:{stale.key}", old, 100)  # as if n2 had missed the update
+        nodes[2].restart_empty()
+        call_command("msm_status", "--redundancy", "--json", stdout=(out := _Out()))
+        found = json.loads(out.text)
+        call_command("msm_status", "--redundancy", stdout=(text := _Out()))
+    section = found["redundancy"]
+    assert section["sessions"] == 30 and section["stale"] == 1 and not section["complete"]
+    assert section["one_copy"] > 0 and section["one_copy"] + section["two_copies"] == 30
+    assert section["nodes"]["n2"]["stale"] == 1 and section["nodes"]["n1"]["bytes"] > 0
+    assert any("one good copy: run `manage.py msm_repair`" in w for w in found["warnings"])
+    assert any("1 stale copies" in w for w in found["warnings"])
+    assert "Redundancy:" in text.text and "TWO COPIES" in text.text

@@ -240,6 +240,9 @@ class RepairPass:
             report.sessions += 1
             good = len(lay.targets) - sum(1 for a in todo if a.do is not Do.REMOVE)
             (report.two_copies if good >= 2 else report.one_copy)[named] += 1
+        for place in lay.places:
+            if place in found:
+                report.bytes[str(place.node.id)] += len(place.key) + len(found[place].data)
         for action in todo:
             if action.do is Do.REPLACE:
                 report.stale[str(action.place.node.id)] += 1

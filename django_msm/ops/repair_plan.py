@@ -149,6 +149,7 @@ class RepairReport:
     one_copy: Counter[str] = field(default_factory=Counter)  # ... with one good copy before
     stale: Counter[str] = field(default_factory=Counter)  # older copies, by holding node
     extra: int = 0  # copies outside the two targets (the node order changed, or a fallback)
+    bytes: Counter[str] = field(default_factory=Counter)  # key + value bytes, by holding node
     restored: int = 0  # copies added where one was missing
     replaced: int = 0  # stale copies overwritten
     removed: int = 0  # copies removed outside the targets
@@ -182,7 +183,8 @@ class RepairReport:
             "unreachable": sorted(self.unreachable), "scanned": self.scanned,
             "nodes": {
                 node: {"two_copies": self.two_copies[node], "one_copy": self.one_copy[node],
-                       "stale": self.stale[node]}
-                for node in sorted(set(self.two_copies) | set(self.one_copy) | set(self.stale))
+                       "stale": self.stale[node], "bytes": self.bytes[node]}
+                for node in sorted(set(self.two_copies) | set(self.one_copy) | set(self.stale)
+                                   | set(self.bytes))
             },
         }

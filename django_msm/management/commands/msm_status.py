@@ -14,6 +14,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.management.color import Style, no_style
 
+from django_msm.ops import redundancy
 from django_msm.ops.status import ClusterStatus, NodeStatus, collect_status, to_dict
 
 CHECK_FAILED = 2
@@ -130,6 +131,9 @@ def render_text(status: ClusterStatus, style: Style) -> str:
     """The text report: node table, session totals, warnings, statistics."""
     lines = _table(list(COLUMNS), [_node_row(node) for node in status.nodes], style, {4, 5})
     lines += ["", _summary(status), ""]
+    if status.redundancy is not None:  # --redundancy
+        lines += ["Redundancy:", "", *_table(redundancy.HEADER, redundancy.rows(status, _bytes),
+                                             style, set()), ""]
     warnings = status.warnings
     lines.append("Warnings:" if warnings else "Warnings: none")
     lines += [style.WARNING(f"  ! {warning}") for warning in warnings]
@@ -153,6 +157,9 @@ class Command(BaseCommand):
                             help="Refresh every SECONDS until interrupted.")
         parser.add_argument("--no-count", action="store_true",
                             help="Skip counting sessions (probes and statistics only).")
+        parser.add_argument("--redundancy", action="store_true",
+                            help="Also read every copy: sessions with two good copies, with "
+                            "one, stale copies and bytes per node (a dry run of msm_repair).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["watch"] is not None and (options["check"] or options["watch"] <= 0):
@@ -172,7 +179,8 @@ class Command(BaseCommand):
     def _loop(self, options: dict[str, Any], style: Style, coloured: bool) -> ClusterStatus:
         """Collect and print once, or every ``--watch`` seconds until interrupted."""
         while True:
-            status = collect_status(count=not options["no_count"])
+            extra = {"check_copies": True} if options["redundancy"] else {}
+            status = collect_status(count=not options["no_count"], **extra)
             if options["watch"] is not None and coloured and not options["json"]:
                 self.stdout.write("\x1b[H\x1b[2J", ending="")  # clear the terminal
             output = render_json(status) if options["json"] else render_text(status, style)
