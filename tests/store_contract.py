@@ -236,6 +236,16 @@ class StoreContract:
         assert found == {KEY: (VALUE, token), f"{KEY}-b": (b"b", other)}
         assert store.get_many_versioned([]) == {}
 
+    def test_add_many_versioned_adds_each_absent_key_and_says_which(self, store: Store) -> None:
+        taken = store.add_versioned(KEY, b"taken", 100)
+        answers = store.add_many_versioned([(f"{KEY}-a", VALUE, 100), (KEY, VALUE, 100),
+                                            (f"{KEY}-b", b"b", 100)])
+        assert answers[1] is None and store.get_versioned(KEY) == (b"taken", taken)
+        assert answers[0] is not None and store.get_versioned(f"{KEY}-a") == (VALUE, answers[0])
+        assert answers[2] is not None and store.get_versioned(f"{KEY}-b") == (b"b", answers[2])
+        assert store.add_many_versioned([]) == []
+        self.assert_expires_in(store, f"{KEY}-a", 100)
+
     def test_cas_writes_only_over_the_version_it_was_given(self, store: Store) -> None:
         assert store.cas(KEY, VALUE, 100, b"1") is None
         assert store.get(KEY) is None  # never creates

@@ -6,12 +6,14 @@ per node, and applies what ``repair_plan`` decides, with ``add``, compare-and-se
 compare-and-delete only: a request that writes a session meanwhile always wins.
 
 * Streaming, flat memory: one batch of keys and their copies at a time.
-* Bounded rate: at most ``rate`` keys examined per second (``REPAIR_RATE``).
+* Bounded rate: at most ``rate`` sessions examined per second (``REPAIR_RATE``).
 * Once per key: a backup copy found on one node is handled where its primary copy lives (a
-  batched read checks that it does), so each key is read about once per pass.
-* Never a resurrection: a copy restored from another place is confirmed afterwards: if that
-  place changed meanwhile (a logout deleted it), the restored copy is taken back by
-  compare-and-delete. A tombstone anywhere wins over every session copy.
+  batched read checks that it does), and nodes are walked emptiest first, so each key is
+  examined about once per pass (a session whose primary copy the pass restored on a node it
+  walks later is examined twice: ``sessions`` counts it twice, ``restored`` once).
+* Never a resurrection: a copy restored from another place is confirmed afterwards
+  (``repair_apply``): if that place changed meanwhile (a logout deleted it), the restored copy
+  is taken back by compare-and-delete. A tombstone anywhere wins over every session copy.
 * Resumable: ``on_batch`` is told where the walk is (node, cursor) after each batch and may
   stop it; ``resume`` skips what an earlier pass finished (``ops.autorepair`` keeps both).
 """
@@ -30,6 +32,7 @@ from ..core.nodes import Node
 from ..exceptions import CorruptCopy, NodeUnavailable
 from ..stores import Store
 from .inspectors import CountError, KeyBatch, inspector_for
+from .repair_apply import BatchWriter
 from .repair_plan import Action, Do, Found, Layout, Place, RepairReport, actions, layout, winner
 
 logger = logging.getLogger(__name__)
@@ -54,6 +57,11 @@ class _Batch:
     found: dict[Place, Found] = field(default_factory=dict)
 
 
+def probed_items(store: Store, timeout: float) -> int:
+    """How many items the node holds, by its inspector's probe (0 if it does not say)."""
+    return inspector_for(store.node).probe(store, timeout).items or 0
+
+
 def default_walk(store: Store, prefix: str, timeout: float, cursor: str | None
                  ) -> Iterator[KeyBatch]:
     walk = inspector_for(store.node).keys
@@ -73,6 +81,7 @@ class RepairPass:
         dry_run: bool = False,
         only: str | None = None,
         walk: Walk = default_walk,
+        items: Callable[[Store, float], int] = probed_items,
         on_batch: OnBatch | None = None,
         resume: Resume | None = None,
     ):
@@ -82,6 +91,7 @@ class RepairPass:
         self.rate = cluster.config.repair_rate if rate is None else rate  # 0: unbounded
         self.only = only
         self.walk = walk
+        self.items = items
         self.on_batch = on_batch or (lambda node, cursor, report: True)
         self.resume = resume or Resume()
         self.report = RepairReport(dry_run=dry_run)
@@ -95,8 +105,8 @@ class RepairPass:
         self._started = time.monotonic()
         self.up = {node for node in self.registry.nodes if self._answers(node)}
         self.report.unreachable = [str(n.id) for n in self.registry.nodes if n not in self.up]
-        for node in self.registry.nodes:
-            if node not in self.up or (self.only is not None and node.id != self.only):
+        for node in self._order():
+            if self.only is not None and node.id != self.only:
                 continue
             if str(node.id) in self.resume.done:
                 self.report.scanned.append(str(node.id))
@@ -105,6 +115,13 @@ class RepairPass:
                 break
         self.report.seconds = time.monotonic() - self._started
         return self.report
+
+    def _order(self) -> list[Node]:
+        """The reachable nodes, fewest items first: a node that came back empty is walked
+        before the copies restored onto it, so they are not examined a second time."""
+        up = [node for node in self.registry.nodes if node in self.up]
+        return sorted(up, key=lambda node: self.items(self.registry.stores[node],
+                                                       self.cluster.config.operation_timeout))
 
     def _answers(self, node: Node) -> bool:
         """Whether the node answers now. Asked twice: the first ping may meet a connection a
@@ -126,8 +143,7 @@ class RepairPass:
         store, config = self.registry.stores[node], self.cluster.config
         try:
             for batch in self.walk(store, config.storage_prefix, config.operation_timeout, cursor):
-                self._batch(node, batch.keys)
-                self._pace(len(batch.keys))
+                self._pace(self._batch(node, batch.keys))
                 if not self.on_batch(str(node.id), batch.cursor, self.report):
                     return False
         except (CountError, NodeUnavailable) as exc:
@@ -138,7 +154,8 @@ class RepairPass:
         return True
 
     def _pace(self, examined: int) -> None:
-        """Keep to ``rate`` keys per second over the whole pass."""
+        """Keep to ``rate`` sessions examined per second over the whole pass (a backup copy
+        whose primary copy is found elsewhere costs one batched read, and no pace)."""
         self._examined += examined
         if self.rate:
             ahead = self._started + self._examined / self.rate - time.monotonic()
@@ -151,7 +168,8 @@ class RepairPass:
             self.report.unreachable.append(str(node.id))
 
     # -- one batch --------------------------------------------------------------------------------
-    def _batch(self, scanned: Node, keys: list[str]) -> None:
+    def _batch(self, scanned: Node, keys: list[str]) -> int:
+        """Repair the keys of one walked batch; return how many sessions were examined."""
         sids = self._owned(scanned, keys)
         batch = _Batch([layout(self.registry, self.keys, sid, self.up) for sid in sids])
         wanted: dict[Node, set[str]] = {}
@@ -160,8 +178,11 @@ class RepairPass:
                 wanted.setdefault(place.node, set()).add(place.key)
         for node, wanted_keys in wanted.items():
             batch.found.update(self._read(node, sorted(wanted_keys)))
+        writer = BatchWriter(self.registry, self.report, self._lost)
         for lay in batch.layouts:
-            self._settle(lay, batch.found)
+            self._settle(lay, batch.found, writer)
+        writer.flush()
+        return len(batch.layouts)
 
     def _owned(self, scanned: Node, keys: list[str]) -> list[SessionId]:
         """The keys this node's walk handles: its primary copies, and backup copies whose
@@ -208,7 +229,7 @@ class RepairPass:
             return None
 
     # -- one key ----------------------------------------------------------------------------------
-    def _settle(self, lay: Layout, found: dict[Place, Found]) -> None:
+    def _settle(self, lay: Layout, found: dict[Place, Found], writer: BatchWriter) -> None:
         best = winner(found, lay.places)
         top = None if best is None else found[best].copy
         if best is None or top is None:
@@ -216,20 +237,15 @@ class RepairPass:
         ttl = int(top.expires_at - self.cluster.clock.time())  # a lifetime, not an ordering
         if ttl <= 0:
             return
-        named = str(lay.sid.node_id)
         todo = actions(lay, found, best)
-        fixes = [a for a in todo if a.do is not Do.REMOVE]
-        self._count(lay, found, top.is_tombstone, named, todo)
+        self._count(lay, found, top.is_tombstone, str(lay.sid.node_id), todo)
         if self.report.dry_run:
             return
-        if not all(self._apply(a, lay, found, best, ttl) for a in fixes):
+        source = found[best]
+        if not writer.apply(todo, source.data, ttl, best, source.token, not top.is_tombstone):
             self.report.failed += 1
-            return
-        if len(lay.targets) < 2 and not top.is_tombstone:
+        elif len(lay.targets) < 2 and not top.is_tombstone:
             self.report.failed += 1
-        for action in todo:
-            if action.do is Do.REMOVE:
-                self._apply(action, lay, found, best, ttl)
 
     def _count(self, lay: Layout, found: dict[Place, Found], tombstone: bool, named: str,
                todo: list[Action]) -> None:
@@ -248,45 +264,3 @@ class RepairPass:
                 report.stale[str(action.place.node.id)] += 1
             elif action.do is Do.REMOVE:
                 report.extra += 1
-
-    def _apply(self, action: Action, lay: Layout, found: dict[Place, Found], best: Place,
-               ttl: int) -> bool:
-        """Do one conditional write; False only when the node failed."""
-        place, data = action.place, found[best].data
-        key = place.key
-        try:
-            if action.do is Do.ADD:
-                token = self.registry.call(place.node, lambda s: s.add_versioned(key, data, ttl))
-                return self._confirm(place, token, found, best)
-            if action.do is Do.REPLACE:
-                token = action.token or b""
-                done = self.registry.call(place.node, lambda s: s.cas(key, data, ttl, token))
-                self.report.replaced += done is not None
-                self.report.raced += done is None
-                return True
-            token = action.token or b""
-            gone = self.registry.call(place.node, lambda s: s.delete_if(key, token))
-            self.report.removed += gone
-            self.report.raced += not gone
-            return True
-        except NodeUnavailable:
-            self._lost(place.node)
-            return False
-
-    def _confirm(self, place: Place, token: bytes | None, found: dict[Place, Found],
-                 best: Place) -> bool:
-        """After restoring a session copy, check that its source still holds what was read;
-        if not (a logout, a move), take the restored copy back: nothing comes back to life."""
-        if token is None:
-            self.report.raced += 1  # a request created it meanwhile
-            return True
-        source = found[best]
-        if source.copy is not None and not source.copy.is_tombstone:
-            _, now = self.registry.call(best.node, lambda s: s.get_versioned(best.key))
-            if now != source.token:
-                key = place.key
-                self.registry.call(place.node, lambda s: s.delete_if(key, token))
-                self.report.undone += 1
-                return True
-        self.report.restored += 1
-        return True

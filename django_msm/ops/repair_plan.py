@@ -27,12 +27,24 @@ from ..core.nodes import Node
 from ..core.registry import NodeRegistry
 
 
-@dataclass(frozen=True)
 class Place:
-    """One place a copy of a key may be: a node and the storage key there."""
+    """One place a copy of a key may be: a node and the storage key there. Compared and hashed
+    by node label and key (strings): a pass hashes a few places per session."""
 
-    node: Node
-    key: str
+    __slots__ = ("node", "key", "_id")
+
+    def __init__(self, node: Node, key: str):
+        self.node, self.key = node, key
+        self._id = (node.label, key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Place) and self._id == other._id
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    def __repr__(self) -> str:
+        return f"Place({self.node.label}, {self.key[:4]}...)"  # never a whole session key
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,11 @@ class Store(abc.ABC):
                 found[key] = (value, token)
         return found
 
+    def add_many_versioned(self, items: list[tuple[str, bytes, int]]) -> list[bytes | None]:
+        """``add_versioned`` of every (key, value, ttl), in as few round trips as the server
+        allows (repair restores copies in batches); one answer per item, in order."""
+        return [self.add_versioned(key, value, ttl) for key, value, ttl in items]
+
     @abc.abstractmethod
     def cas(self, key: str, value: bytes, ttl: int, token: bytes) -> bytes | None:
         """Store only if the item exists and its version is still ``token`` (compare-and-set);

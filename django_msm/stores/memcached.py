@@ -168,6 +168,19 @@ class MemcachedStore(Store):
         """One ``gets`` for the whole batch: memcached answers every key in one reply."""
         return self.client.gets_many(keys) if keys else {}  # type: ignore[no-any-return]
 
+    @_wrap_errors
+    def add_many_versioned(self, items: list[tuple[str, bytes, int]]) -> list[bytes | None]:
+        """Every ``ms ... ME`` written at once, one reply line read per item (pymemcache's
+        ``_misc_cmd`` does exactly that; it has no public pipelined meta command)."""
+        if not items:
+            return []
+        commands = [b"ms %s %d T%d ME c\r\n%s\r\n" % (key.encode(), len(value),
+                                                      self._exp(ttl), value)
+                    for key, value, ttl in items]
+        with self.client.client_pool.get_and_release(destroy_on_fail=True) as client:
+            replies = client._misc_cmd(commands, b"ms", False)
+        return [_cas(reply) for reply in replies]
+
     def cas(self, key: str, value: bytes, ttl: int, token: bytes) -> bytes | None:
         return self._meta_set(key, value, ttl, b"C" + token)
 

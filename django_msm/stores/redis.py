@@ -192,6 +192,17 @@ class RedisStore(Store):
         return {k: (v, value_token(v)) for k, v in zip(keys, values, strict=True) if v is not None}
 
     @_wrap_errors
+    def add_many_versioned(self, items: list[tuple[str, bytes, int]]) -> list[bytes | None]:
+        """One pipeline of ``SET NX EX`` (not a transaction: each item stands alone)."""
+        pipe = self.client.pipeline(transaction=False)
+        for key, value, ttl in items:
+            if ttl > 0:
+                pipe.set(key, value, ex=ttl, nx=True)
+        answers = iter(pipe.execute() if items else [])
+        return [value_token(value) if ttl > 0 and next(answers) else None
+                for _, value, ttl in items]
+
+    @_wrap_errors
     def cas(self, key: str, value: bytes, ttl: int, token: bytes) -> bytes | None:
         if ttl <= 0:
             self._delete_if(keys=[key], args=[token])
