@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 LEASE_TTL = 30  # seconds; renewed at least every RENEW_EVERY while a pass runs
 RENEW_EVERY = 5.0
 POLL = 1.0  # seconds between surveys while a pass is due
+STOP_WAIT = 5.0  # how long closing a cluster waits for its repair thread
 
 
 class Lease:
@@ -201,7 +202,7 @@ class AutoRepair:
         self._event.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=LEASE_TTL)
+            thread.join(timeout=STOP_WAIT)  # a pass stops at its next batch
 
     def _loop(self) -> None:
         while not self._stopped:

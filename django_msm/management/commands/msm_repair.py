@@ -77,6 +77,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         cluster = get_cluster()
+        if len(cluster.registry.nodes) < 2:
+            raise CommandError("one node is configured: sessions have a single copy by design, "
+                               "there is nothing to repair")
         node_id = options["node"]
         if node_id is not None and node_id not in {n.id for n in cluster.registry.nodes}:
             raise CommandError(f"no configured node has id {node_id!r}")
