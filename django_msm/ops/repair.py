@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..core.cluster import Cluster
-from ..core.envelope import unpack
+from ..core.envelope import Copy, unpack
 from ..core.keys import BACKUP_PREFIX, SessionId, parse
 from ..core.nodes import Node
 from ..exceptions import CorruptCopy, NodeUnavailable
@@ -222,7 +222,7 @@ class RepairPass:
             return {}
         return {Place(node, k): Found(v, t, self._decode(v)) for k, (v, t) in held.items()}
 
-    def _decode(self, data: bytes):  # noqa: ANN202 (Copy | None)
+    def _decode(self, data: bytes) -> Copy | None:
         try:
             return unpack(data, self.cluster.config.signing_keys)
         except CorruptCopy:
