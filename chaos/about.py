@@ -2,16 +2,19 @@
 configured. The figures around it come from the run."""
 
 ABOUT = """\
-Each schedule runs once per engine, each run on a fresh cluster on 127.0.0.1: two nodes, two
-gunicorn instances of `testproject` (1 worker, 4 threads each) behind nginx (round robin, a
-refused upstream retried on the other one). The simulated users talk to the load balancer with
-their own cookie jar: they log in, read, count (`/api/increment`), fill a cart and log out, with
-think times between actions. A fifth of their actions are two updates sent at once with the same
-cookie, so concurrent requests of one user are part of the load; replies change the cookie in
-the order they arrive, as in a browser. While a fault is on, users log out more often where the
-schedule says so (revocation under failure). A user who sees themselves logged out logs in again
-with an empty cookie jar (a new session), leaving the old session's data for the final check.
-After the load and every mend, each app instance is asked directly for every session.
+Each schedule runs once per engine, each run on a fresh cluster on 127.0.0.1: two nodes (three
+where the schedule says so), two gunicorn instances of `testproject` (1 worker, 4 threads each)
+behind nginx (round robin, a refused upstream retried on the other one). The simulated users
+talk to the load balancer with their own cookie jar: they log in, read, count
+(`/api/increment`), fill a cart and log out, with think times between actions. A fifth of their
+actions are two updates sent at once with the same cookie, so concurrent requests of one user
+are part of the load; replies change the cookie in the order they arrive, as in a browser. While
+a fault is on, users log out more often where the schedule says so (revocation under failure). A
+user who sees themselves logged out logs in again with an empty cookie jar (a new session),
+leaving the old session's data for the final check. Where a schedule makes users idle, those log
+in, make one update and send nothing more: the final check tells whether a session nobody
+touched during the faults survived them. After the load and every mend, each app instance is
+asked directly for every session.
 
 ## What the columns count
 
@@ -34,10 +37,10 @@ After the load and every mend, each app instance is asked directly for every ses
 ## Engines
 
 - **django_msm**: `SESSION_ENGINE = "django_msm.session"` with `django_msm.middleware.
-  SessionMiddleware`, non-sticky, `MEMCACHED_NODES` = both nodes (primary and backup copies),
+  SessionMiddleware`, non-sticky, `MEMCACHED_NODES` = every node (primary and backup copies),
   `OPERATION_TIMEOUT` 0.5 s, `RETRY_TIMEOUT` 1 s, `LOCKING_MODE = "all"`, `LOCK_WAIT_TIMEOUT` 3 s.
   On Redis the same, with `id:redis://…` nodes.
-- **Django cache**: `django.contrib.sessions.backends.cache` on `PyMemcacheCache` over both
+- **Django cache**: `django.contrib.sessions.backends.cache` on `PyMemcacheCache` over all
   nodes (pymemcache `HashClient`), with the options of the experiments in
   `reference/peers.md`: `connect_timeout` and `timeout` 0.5 s, `dead_timeout` 3 s (the defaults
   have no timeout at all: a paused node would hang requests for good).
@@ -45,8 +48,8 @@ After the load and every mend, each app instance is asked directly for every ses
   the SQLite file both instances share (WAL, `IMMEDIATE` transactions); its latency is
   SQLite's, not what PostgreSQL would give.
 - **django-redis**: Django's cache engine on `django_redis.cache.RedisCache`, `LOCATION` =
-  [n1, n2] with n2 a replica of n1 (django-redis writes to the first and reads from the others),
-  `SOCKET_TIMEOUT` and `SOCKET_CONNECT_TIMEOUT` 0.5 s.
+  [n1, n2] with n2 a replica of n1 (and n3, on three nodes: django-redis writes to the first and
+  reads from the others), `SOCKET_TIMEOUT` and `SOCKET_CONNECT_TIMEOUT` 0.5 s.
 
 No peer locks a session, so their *updates lost* are mostly the concurrent pairs of one user
 (`reference/peers.md`, finding 5) and show up without any fault (`--schedule baseline`). Their

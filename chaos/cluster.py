@@ -1,9 +1,9 @@
-"""The cluster one chaos run breaks: 2 nodes, 2 gunicorn instances of testproject, nginx.
+"""The cluster one chaos run breaks: 2 nodes (or 3), 2 gunicorn instances of testproject, nginx.
 
 It is the demo cluster (``demo/``: the same app instances, load balancer and testproject) with
 the node kind and the session engine of the run, plus the faults a schedule names::
 
-    with ChaosCluster(ENGINES["cache"], workdir) as cluster:
+    with ChaosCluster(ENGINES["cache"], workdir, node_count=2) as cluster:
         cluster.apply(Step(6.0, "kill", "node:n1"))
 
 Every process it starts is stopped on exit; every wait is bounded.
@@ -17,13 +17,13 @@ import signal
 import time
 from pathlib import Path
 
-from demo.cluster import NODE_IDS, Cluster
+from demo.cluster import Cluster
 from demo.processes import AppInstance
 from tests.redis_servers import RedisProcess
 from tests.servers import MemcachedProcess
 
 from .engines import Engine
-from .schedule import Step
+from .schedule import Step, node_ids
 
 logger = logging.getLogger(__name__)
 
@@ -31,30 +31,34 @@ REPLICATION_TIMEOUT = 10.0
 Node = MemcachedProcess | RedisProcess
 
 
-def _nodes(engine: Engine) -> dict[str, Node]:
+def _nodes(engine: Engine, count: int) -> dict[str, Node]:
+    """n1..n<count>; for a replicated engine every Redis node after n1 is a replica of n1."""
+    ids = node_ids(count)
     if engine.nodes == "memcached":
         # Room for every session of a run: evictions would be losses no engine caused.
-        return {node_id: MemcachedProcess(node_id, memory_mb=256) for node_id in NODE_IDS}
-    primary = RedisProcess("n1")
-    replica = RedisProcess("n2", replica_of=primary if engine.replicated else None)
-    return {"n1": primary, "n2": replica}
+        return {node_id: MemcachedProcess(node_id, memory_mb=256) for node_id in ids}
+    primary = RedisProcess(ids[0])
+    replica_of = primary if engine.replicated else None
+    return {primary.node_id: primary,
+            **{node_id: RedisProcess(node_id, replica_of=replica_of) for node_id in ids[1:]}}
 
 
 class ChaosCluster(Cluster):
     """The demo cluster with the run's nodes and engine, and the faults a schedule names."""
 
-    def __init__(self, engine: Engine, workdir: Path):
+    def __init__(self, engine: Engine, workdir: Path, node_count: int = 2):
         self.engine = engine
-        super().__init__(workdir=workdir, nodes=_nodes(engine), env=engine.env)
+        super().__init__(workdir=workdir, nodes=_nodes(engine, node_count), env=engine.env)
 
     def prepare_nodes(self) -> None:
         if self.engine.replicated:
-            self._wait_replication()
+            for node in list(self.nodes.values())[1:]:
+                assert isinstance(node, RedisProcess)
+                self._wait_replication(node)
 
-    def _wait_replication(self) -> None:
+    @staticmethod
+    def _wait_replication(replica: RedisProcess) -> None:
         """Until the replica has synced: writes before that would not be replicated."""
-        replica = self.nodes["n2"]
-        assert isinstance(replica, RedisProcess)
         deadline = time.monotonic() + REPLICATION_TIMEOUT
         while time.monotonic() < deadline:
             client = replica.client(timeout=1.0)
@@ -64,7 +68,8 @@ class ChaosCluster(Cluster):
             finally:
                 client.close()
             time.sleep(0.05)
-        raise RuntimeError(f"redis replica n2 did not sync within {REPLICATION_TIMEOUT:.0f}s")
+        raise RuntimeError(f"redis replica {replica.node_id} did not sync within "
+                           f"{REPLICATION_TIMEOUT:.0f}s")
 
     # -- faults -----------------------------------------------------------------------------------
     def apply(self, step: Step) -> None:

@@ -1,10 +1,11 @@
 """The engines a chaos run compares, and how testproject is told to use each one.
 
-Every engine runs on two nodes of the schedule's kind. django_msm uses them as two nodes (primary
-and backup copies), with ``LOCKING_MODE = "all"`` so that concurrent requests of one user are
-serialised. The peers use them as they are documented to: Django's memcached cache shards keys
-over both nodes (pymemcache ``HashClient``); django-redis writes to the first ``LOCATION`` and
-reads from the others, so its second node is a replica of the first.
+Every engine runs on the schedule's nodes (two, or three where it says so) of the schedule's
+kind. django_msm uses them as its nodes (primary and backup copies), with ``LOCKING_MODE = "all"``
+so that concurrent requests of one user are serialised. The peers use them as they are documented
+to: Django's memcached cache shards keys over all nodes (pymemcache ``HashClient``); django-redis
+writes to the first ``LOCATION`` and reads from the others, so the others are replicas of the
+first.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Each user logs in, then reads, counts, fills a cart and logs out, with think times between
 actions; a fifth of its actions are *two* updates sent at once with the same cookie (two tabs,
 or a page firing two requests), so that concurrent requests of one user are part of the load.
+Where the schedule says so (``idle_share``), some users are idle: they log in, make one update
+and send nothing more, so the final check finds out whether a session nobody touched during
+the faults survived them (most users of a site, between two maintenance steps).
 Replies are applied to the user's cookie in the order they arrive, as a browser does. While a
 fault is on, users log out more often, so that revocation under failure is exercised.
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -86,10 +90,16 @@ class User:
         self.cookie: str | None = None
         self.record: SessionRecord | None = None
         self.logins = 0
+        # Idle slots spread evenly over the users (and so over the ramp): exactly
+        # floor(users * idle_share) of them, whatever the seed.
+        share = load.schedule.idle_share
+        self.idle = math.floor((slot + 1) * share) > math.floor(slot * share)
 
     async def run(self) -> None:
         params = self.load.params
         await asyncio.sleep(self.rng.uniform(0, params.ramp))
+        if self.idle:
+            return await self.visit_once()
         while self.load.running:
             await self.step()
             await asyncio.sleep(self.rng.uniform(*params.think))
@@ -112,6 +122,12 @@ class User:
             await asyncio.gather(self.update(record, "increment"), self.update(record, second))
             return None
         return await self.update(record, action)
+
+    async def visit_once(self) -> None:
+        """An idle user: log in and make one update, then nothing until the final check."""
+        await self.login()
+        if self.record is not None and self.load.running:
+            await self.update(self.record, "increment")
 
     # -- actions ----------------------------------------------------------------------------------
     async def login(self) -> None:

@@ -58,10 +58,11 @@ def sections(results: Sequence[RunResult]) -> list[str]:
         runs = [result for result in results if result.schedule.name == name]
         schedule = runs[0].schedule
         seconds = sum(result.seconds for result in runs)
+        idle = f", {schedule.idle_share * 100:.0f} % of users idle" if schedule.idle_share else ""
         out += [f"### {name}: {schedule.description}", "",
-                f"`{schedule.source}`, {schedule.nodes} nodes, {schedule.duration:.0f} s of "
-                f"load per engine; {seconds:.0f} s for the {len(runs)} runs.", "",
-                table(runs), ""]
+                f"`{schedule.source}`, {schedule.node_count} {schedule.nodes} nodes{idle}, "
+                f"{schedule.duration:.0f} s of load per engine; {seconds:.0f} s for the "
+                f"{len(runs)} runs.", "", table(runs), ""]
     return out
 
 

@@ -87,7 +87,7 @@ def run(
 ) -> RunResult:
     """Run ``schedule`` against ``engine`` on a cluster of its own and count what was lost."""
     began = time.monotonic()
-    with ChaosCluster(engine, evidence) as cluster:
+    with ChaosCluster(engine, evidence, schedule.node_count) as cluster:
         load, applied, verdicts = asyncio.run(_drive(cluster, schedule, params))
     window = fault_window(tuple(applied))
     outcome = account(load.records, verdicts, load.samples, window)

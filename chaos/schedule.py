@@ -8,6 +8,9 @@ A schedule names the node kind its engines use, how long the load runs, how ofte
     nodes = "memcached"           # or "redis"; picks the engines (engines = [...] overrides)
     duration = 22.0               # seconds of load
     fault_logout_rate = 0.2       # per action while a fault is on (default: logout_rate, 0.02)
+    node_count = 2                # nodes in the cluster, n1..nN (2 or 3; default 2)
+    idle_share = 0.8              # share of users who log in, update once and then wait for the
+                                  # final check (default 0: every user keeps acting)
     [[steps]]
     at = 6.0                      # seconds after the load started
     action = "kill"               # kill (SIGKILL), pause (SIGSTOP), resume (SIGCONT), restart
@@ -26,11 +29,14 @@ from pathlib import Path
 from typing import Any
 
 SCHEDULE_DIR = Path(__file__).resolve().parent / "schedules"
-DEFAULT_SCHEDULES = ("kill-node", "pause-node", "kill-app", "redis-kill", "combined")
+DEFAULT_SCHEDULES = (
+    "kill-node", "pause-node", "kill-app", "redis-kill", "combined", "rolling-restart",
+)
 FAULTS = {"kill": "restart", "pause": "resume"}  # fault → the action that mends it
 ACTIONS = frozenset(FAULTS) | frozenset(FAULTS.values())
 NODE_KINDS = ("memcached", "redis")
-TARGETS = {"node": ("n1", "n2"), "app": ("app1", "app2")}
+NODE_COUNTS = (2, 3)
+APPS = ("app1", "app2")
 # Seconds between the last mend and the end of the load: longer than pymemcache's dead_timeout
 # (3 s) and django_msm's RETRY_TIMEOUT, so every client has looked at a mended node again.
 SETTLE = 4.0
@@ -61,7 +67,13 @@ class Schedule:
     engines: tuple[str, ...] = ()
     logout_rate: float = 0.02
     fault_logout_rate: float = 0.02
+    node_count: int = 2
+    idle_share: float = 0.0
     source: str = ""
+
+    @property
+    def node_ids(self) -> tuple[str, ...]:
+        return node_ids(self.node_count)
 
     @property
     def fault_window(self) -> tuple[float, float]:
@@ -77,14 +89,22 @@ class Schedule:
         return start <= at < end
 
 
-def _steps(raw: list[dict[str, Any]], duration: float, where: str) -> tuple[Step, ...]:
+def node_ids(count: int) -> tuple[str, ...]:
+    """The ids of a cluster of ``count`` nodes, in configured order."""
+    return tuple(f"n{number}" for number in range(1, count + 1))
+
+
+def _steps(
+    raw: list[dict[str, Any]], duration: float, node_count: int, where: str
+) -> tuple[Step, ...]:
+    targets = {"node": node_ids(node_count), "app": APPS}
     steps = []
     for item in raw:
         step = Step(float(item["at"]), str(item["action"]), str(item["target"]))
         kind, _, name = step.target.partition(":")
         if step.action not in ACTIONS:
             raise ScheduleError(f"{where}: unknown action {step.action!r}")
-        if name not in TARGETS.get(kind, ()):
+        if name not in targets.get(kind, ()):
             raise ScheduleError(f"{where}: unknown target {step.target!r}")
         if not 0 <= step.at <= duration - SETTLE:
             raise ScheduleError(f"{where}: step at {step.at}s outside 0..duration-{SETTLE:.0f}s")
@@ -111,18 +131,23 @@ def parse(raw: dict[str, Any], where: str = "<schedule>") -> Schedule:
     """Build and validate a Schedule from a decoded TOML/JSON document."""
     try:
         duration = float(raw["duration"])
-        steps = _steps(list(raw.get("steps", [])), duration, where)
+        node_count = int(raw.get("node_count", 2))
+        steps = _steps(list(raw.get("steps", [])), duration, node_count, where)
         schedule = Schedule(
             name=str(raw["name"]), description=str(raw["description"]), nodes=str(raw["nodes"]),
             duration=duration, steps=steps, engines=tuple(raw.get("engines", ())),
             logout_rate=float(raw.get("logout_rate", 0.02)),
             fault_logout_rate=float(raw.get("fault_logout_rate", raw.get("logout_rate", 0.02))),
-            source=where,
+            node_count=node_count, idle_share=float(raw.get("idle_share", 0.0)), source=where,
         )
     except (KeyError, TypeError) as exc:
         raise ScheduleError(f"{where}: missing or malformed field {exc}") from exc
     if schedule.nodes not in NODE_KINDS:
         raise ScheduleError(f"{where}: nodes must be one of {NODE_KINDS}")
+    if schedule.node_count not in NODE_COUNTS:
+        raise ScheduleError(f"{where}: node_count must be one of {NODE_COUNTS}")
+    if not 0.0 <= schedule.idle_share < 1.0:
+        raise ScheduleError(f"{where}: idle_share must be at least 0 and below 1")
     _check_mended(steps, where)
     return schedule
 

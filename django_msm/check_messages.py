@@ -42,6 +42,11 @@ W027 = (
 W028 = "DJANGO_MSM['MEMCACHED_NODES'] has a single node: sessions have no backup copy."
 E029 = "DJANGO_MSM['END_SESSIONS_ON_PASSWORD_CHANGE'] needs USER_SESSIONS."
 
+E030 = "DJANGO_MSM[{key!r}] = {value} is invalid: {error}."
+E031 = "DJANGO_MSM['DRAINING_NODES'] names unknown node {node_id!r}."
+E032 = "DJANGO_MSM['DRAINING_NODES'] = {value} lists every regular node."
+E033 = "DJANGO_MSM['RETIRED_NODES'] names node {node_id!r}, which is still in MEMCACHED_NODES."
+E034 = "DJANGO_MSM['RETIRED_NODES'] has an invalid node id {node_id!r}."
 HINT_E001 = "Set DJANGO_MSM = {{'MEMCACHED_NODES': 'n1:host1:11211,n2:host2:11211'}}."
 HINT_E002 = "{suggestion}Known keys: {known}."
 HINT_E003 = "Use 'id:host:port' entries separated by commas, or a single 'host:port'."
@@ -82,3 +87,14 @@ HINT_W028 = (
     "are dropped."
 )
 HINT_E029 = "Set USER_SESSIONS to True, or END_SESSIONS_ON_PASSWORD_CHANGE to False."
+HINT_E030 = "Use node ids separated by commas, such as 'n3', or a list of ids."
+HINT_E031 = (
+    "{suggestion}Use ids from MEMCACHED_NODES: {known}; a node already removed from it belongs "
+    "in RETIRED_NODES."
+)
+HINT_E032 = "Leave at least one regular node to take new sessions and backups."
+HINT_E033 = (
+    "Drain it first (DRAINING_NODES, then manage.py msm_drain), then move it from "
+    "MEMCACHED_NODES to RETIRED_NODES."
+)
+HINT_E034 = "Use the id the node had in MEMCACHED_NODES (letters, digits and '_', max 32)."

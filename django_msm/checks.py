@@ -32,12 +32,12 @@ DURATION_KEYS = (
 )
 POSITIVE_INT_KEYS = (
     "MAX_SESSION_SIZE", "COMPRESS_MIN_SIZE", "RETRY_ATTEMPTS", "BACKUP_QUEUE_SIZE",
-    "LOCAL_CACHE_ENTRIES", "LOCAL_CACHE_BYTES", "USER_SESSIONS_MAX",
+    "LOCAL_CACHE_ENTRIES", "LOCAL_CACHE_BYTES", "USER_SESSIONS_MAX", "REPAIR_RATE",
 )
 BOOL_KEYS = (
     "STICKY", "SESSION_BACKUP_ASYNC", "ENABLED", "ENABLE_STATISTICS", "USER_SESSIONS",
     "USER_SESSIONS_RECORD_IP", "USER_SESSIONS_RECORD_USER_AGENT",
-    "END_SESSIONS_ON_PASSWORD_CHANGE",
+    "END_SESSIONS_ON_PASSWORD_CHANGE", "AUTO_REPAIR",
 )
 # memcached keys stop at 250 bytes: "lock:" or "bak:" + prefix + the longest session key.
 MAX_PREFIX_LENGTH = 250 - len("lock:") - MAX_KEY_LENGTH
@@ -85,7 +85,7 @@ def _check_nodes(raw: dict[str, Any]) -> list[CheckMessage]:
         return [_error(text.E003, text.HINT_E003, 3, value=value, error=str(exc))]
     errors = [_error(text.E004, text.HINT_E004, 4, node_id=dup) for dup in duplicate_ids(nodes)]
     errors += [error for node in nodes for error in _check_redis_node(node)]
-    return errors + _check_failover(raw, nodes)
+    return errors + _check_failover(raw, nodes) + _check_node_changes(raw, nodes)
 
 
 def _check_redis_node(node: Node) -> list[CheckMessage]:
@@ -144,6 +144,35 @@ def _check_failover(raw: dict[str, Any], nodes: tuple[Any, ...]) -> list[CheckMe
     ]
     if not errors and set(ids) <= set(failover):
         errors.append(_error(text.E006, text.HINT_E006, 6, value=value))
+    return errors
+
+
+def _check_node_changes(raw: dict[str, Any], nodes: tuple[Node, ...]) -> list[CheckMessage]:
+    """DRAINING_NODES name configured nodes, not all regular ones; RETIRED_NODES none of them."""
+    lists = {}
+    for key in ("DRAINING_NODES", "RETIRED_NODES"):
+        try:
+            lists[key] = split_spec(raw[key])
+        except NodeSpecError as exc:
+            value = shown(raw[key])
+            return [_error(text.E030, text.HINT_E030, 30, key=key, value=value, error=str(exc))]
+    ids = [node.id for node in nodes if node.id is not None]
+    draining, retired = lists["DRAINING_NODES"], lists["RETIRED_NODES"]
+    errors: list[CheckMessage] = [
+        _error(text.E031, text.HINT_E031, 31, node_id=i, **_unknown(i, ids))
+        for i in draining
+        if i not in ids
+    ]
+    try:
+        regular = {i for i in ids if i not in split_spec(raw["FAILOVER_NODES"])}
+    except NodeSpecError:  # reported as E017
+        regular = set(ids)
+    if draining and not errors and regular <= set(draining):
+        errors.append(_error(text.E032, text.HINT_E032, 32, value=shown(raw["DRAINING_NODES"])))
+    errors += [
+        _error(text.E034, text.HINT_E034, 34, node_id=i) for i in retired if not NAME_RE.match(i)
+    ]
+    errors += [_error(text.E033, text.HINT_E033, 33, node_id=i) for i in retired if i in ids]
     return errors
 
 

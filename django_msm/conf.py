@@ -58,6 +58,10 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "USER_SESSIONS_TOUCH_INTERVAL": 300.0,  # last_seen is at most this old
     "USER_SESSIONS_MAX": 100,  # sessions per user; beyond, the least recently seen ends
     "END_SESSIONS_ON_PASSWORD_CHANGE": False,
+    "AUTO_REPAIR": True,  # one app process restores two copies of every session after a fault
+    "REPAIR_RATE": 10_000,  # sessions a repair pass examines per second
+    "DRAINING_NODES": "",  # configured ids: no new sessions or backups; sessions read there move
+    "RETIRED_NODES": "",  # ids removed from MEMCACHED_NODES: their keys are found on the others
 }
 
 # Django settings whose change invalidates the cached config.
@@ -132,6 +136,10 @@ def build_config() -> MsmConfig:
         enable_statistics=bool(raw["ENABLE_STATISTICS"]),
         attribute_filter=_compiled(raw["SESSION_ATTRIBUTE_FILTER"]),
         session_lifetime=int(settings.SESSION_COOKIE_AGE),
+        auto_repair=bool(raw["AUTO_REPAIR"]),
+        repair_rate=int(raw["REPAIR_RATE"]),
+        draining=frozenset(split_spec(raw["DRAINING_NODES"])),
+        retired=tuple(split_spec(raw["RETIRED_NODES"])),
         **_locking(raw),
         **_user_sessions(raw),
     )

@@ -30,6 +30,7 @@ from .core.failover import MoveReason
 from .core.nodes import Node, NodeKind
 from .core.registry import NodeRegistry
 from .exceptions import ConfigurationError
+from .ops.autorepair import AutoRepair
 from .stores import Store, create_store
 
 
@@ -44,13 +45,29 @@ def get_config() -> MsmConfig:
 
 
 class SignalEvents(ClusterEvents):
-    """The core's events as the Django signals of ``django_msm.signals``."""
+    """The core's events as the Django signals of ``django_msm.signals``; with AUTO_REPAIR,
+    they also wake this process's repair thread (``ops.autorepair``)."""
+
+    def __init__(self) -> None:
+        self.repair: AutoRepair | None = None
 
     def node_down(self, node_id: str, error: str) -> None:
+        self._wake()
         signals.node_down.send(sender=Cluster, node_id=node_id, error=error)
 
     def node_up(self, node_id: str) -> None:
+        self._wake()
         signals.node_up.send(sender=Cluster, node_id=node_id)
+
+    def backup_failed(self, node_id: str) -> None:
+        self._wake(forced=True)
+
+    def repair_needed(self, reason: str) -> None:
+        self._wake()
+
+    def _wake(self, forced: bool = False) -> None:
+        if self.repair is not None:
+            self.repair.wake(forced)
 
     def session_moved(self, reason: MoveReason, old_key: str, new_key: str) -> None:
         signal = (
@@ -93,9 +110,15 @@ def build_stores(config: MsmConfig, clock: Clock) -> dict[Node, Store]:
 
 
 def build_cluster(config: MsmConfig, clock: Clock | None = None) -> Cluster:
-    """The process's cluster for ``config``, its events sent as Django signals."""
+    """The process's cluster for ``config``, its events sent as Django signals, with automatic
+    repair when AUTO_REPAIR is on (a thread started only when a pass may be due)."""
     clock = clock or SystemClock()
-    return Cluster(config, clock, build_stores(config, clock), SignalEvents())
+    events = SignalEvents()
+    cluster = Cluster(config, clock, build_stores(config, clock), events)
+    if config.auto_repair and len(config.nodes) > 1:
+        events.repair = AutoRepair(cluster)
+        cluster.on_close.append(events.repair.stop)
+    return cluster
 
 
 _cluster: Cluster | None = None

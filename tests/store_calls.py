@@ -39,7 +39,10 @@ def every_call(key: str) -> list[tuple[str, Callable[[Store], object]]]:
         ("get_versioned", lambda s: s.get_versioned(key)), ("version", lambda s: s.version(key)),
         ("add_versioned", lambda s: s.add_versioned(key, VALUE, 10)),
         ("replace_versioned", lambda s: s.replace_versioned(key, VALUE, 10)),
+        ("get_many_versioned", lambda s: s.get_many_versioned([key])),
+        ("add_many_versioned", lambda s: s.add_many_versioned([(key, VALUE, 10)])),
         ("cas", lambda s: s.cas(key, VALUE, 10, b"1")),
+        ("delete_if", lambda s: s.delete_if(key, b"1")),
         ("lock", lambda s: s.lock(key, b"owner", 5.0)), ("unlock", lambda s: s.unlock(key, b"1")),
         ("ping", lambda s: s.ping()),
     ]

@@ -226,6 +226,38 @@ class StoreContract:
         else:
             assert again is not None and again != token
 
+    # -- batched reads and compare-and-set (repair) -----------------------------------------------
+    def test_get_many_versioned_returns_the_present_keys_with_their_tokens(
+        self, store: Store
+    ) -> None:
+        token = store.add_versioned(KEY, VALUE, 100)
+        other = store.add_versioned(f"{KEY}-b", b"b", 100)
+        found = store.get_many_versioned([KEY, f"{KEY}-missing", f"{KEY}-b"])
+        assert found == {KEY: (VALUE, token), f"{KEY}-b": (b"b", other)}
+        assert store.get_many_versioned([]) == {}
+
+    def test_add_many_versioned_adds_each_absent_key_and_says_which(self, store: Store) -> None:
+        taken = store.add_versioned(KEY, b"taken", 100)
+        answers = store.add_many_versioned([(f"{KEY}-a", VALUE, 100), (KEY, VALUE, 100),
+                                            (f"{KEY}-b", b"b", 100)])
+        assert answers[1] is None and store.get_versioned(KEY) == (b"taken", taken)
+        assert answers[0] is not None and store.get_versioned(f"{KEY}-a") == (VALUE, answers[0])
+        assert answers[2] is not None and store.get_versioned(f"{KEY}-b") == (b"b", answers[2])
+        assert store.add_many_versioned([]) == []
+        self.assert_expires_in(store, f"{KEY}-a", 100)
+
+    def test_delete_if_deletes_only_the_version_it_was_given(self, store: Store) -> None:
+        assert store.delete_if(KEY, b"1") is False
+        token = store.add_versioned(KEY, b"old", 100)
+        assert token is not None
+        new = store.replace_versioned(KEY, VALUE, 100)
+        assert new is not None
+        if new != token:
+            assert store.delete_if(KEY, token) is False
+            assert store.get(KEY) == VALUE
+        assert store.delete_if(KEY, new) is True
+        assert store.get(KEY) is None
+
     def test_cas_writes_only_over_the_version_it_was_given(self, store: Store) -> None:
         assert store.cas(KEY, VALUE, 100, b"1") is None  # absent: never created
         assert store.get(KEY) is None
@@ -240,6 +272,7 @@ class StoreContract:
         assert store.get(KEY) == b"second"
         assert store.cas(KEY, b"x", 100, b"not a token") is None
         assert store.get(KEY) == b"second"
+        self.assert_expires_in(store, KEY, 100)
         store.delete(KEY)
         assert store.cas(KEY, b"late", 100, second) is None
         assert store.get(KEY) is None

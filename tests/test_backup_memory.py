@@ -25,6 +25,7 @@ from django_msm.core.envelope import Copy, Kind, unpack
 from django_msm.core.keys import SessionId, new_id
 from django_msm.core.nodes import Node
 from django_msm.core.registry import NodeRegistry
+from django_msm.core.repairstate import RepairState
 from django_msm.exceptions import NodeUnavailable, NoNodesAvailable, SessionTooLarge
 from django_msm.runtime import get_config, reset_registry
 from django_msm.session import SessionStore
@@ -63,9 +64,10 @@ class Cluster:
         return None if data is None else unpack(data, self.parts.config.signing_keys)
 
     def calls(self) -> dict[str, list[tuple[str, str]]]:
-        """Session traffic per node; away marks are left out (they have tests of their own)."""
+        """Session traffic per node; the marks (away tokens, generations, repair state) are left
+        out: they have tests of their own."""
         return {
-            node.id: [call for call in self.store(node.id).calls if "msm:away:" not in call[1]]
+            node.id: [call for call in self.store(node.id).calls if "msm:" not in call[1]]
             for node in self.registry.nodes
         }
 
@@ -390,20 +392,58 @@ def test_session_deleted_while_its_primary_was_away_stays_deleted(cluster: Clust
     assert cluster.load(sid) == Loaded()
 
 
-def test_copy_on_a_rejoined_primary_is_verified_once_then_served(cluster: Cluster) -> None:
+def test_copy_on_a_rejoined_primary_is_verified_until_a_repair_covers_the_outage(
+    cluster: Cluster,
+) -> None:
+    """Verification rewrites nothing (no re-stamp); the doubt ends when the repair state on
+    the nodes covers the away token the outage left."""
     sid, copy = cluster.session("n1")
-    cluster.clock.advance(1.0)
     cluster.store("n1").down = True
-    cluster.load(sid)  # the outage is noticed
+    cluster.load(sid)  # the outage is noticed: an away token for n1 on n2 and n3
     rejoin(cluster, "n1")
-    assert cluster.load(sid).copy == copy
-    restamped = cluster.stored("n1", pk(sid))
-    assert restamped.written_at == cluster.clock.time()
-    assert (restamped.revision, restamped.payload) == (copy.revision, copy.payload)
+    for _ in range(2):
+        cluster.forget_calls()
+        assert cluster.load(sid).copy == copy
+        assert cluster.calls()["n2"] == [("get", bk(sid))]  # checked every time
+    assert cluster.stored("n1", pk(sid)) == copy
+    token = cluster.parts.away.local[cluster.node("n1")]
+    covered = RepairState(1, cluster.parts.away.topology, {}, {"n1": (token,)})
+    for node_id in ("n1", "n2", "n3"):
+        cluster.store(node_id).set("msm:repair:state", covered.encode(), TTL)
+    cluster.clock.advance(5.0)  # the marks are read again
+    cluster.load(sid)
     cluster.forget_calls()
-    loaded = cluster.load(sid)
-    assert (loaded.copy, loaded.from_backup) == (restamped, False)
-    assert cluster.calls()["n2"] == []  # re-stamped at verification: no second check
+    assert cluster.load(sid).copy == copy
+    assert cluster.calls() == {"n1": [("get", pk(sid))], "n2": [], "n3": []}
+
+
+def test_a_verification_that_cannot_read_the_backups_marks_nothing(cluster: Cluster) -> None:
+    """The logout's tombstones are on n2 and n3, which are away when n1's stale copy is read:
+    it is served (nothing says otherwise), but not trusted: the next read checks again."""
+    sid, copy = cluster.session("n1")
+    cluster.store("n1").down = True
+    cluster.service.delete(sid, cluster.node("n1"), TTL, copy.revision)
+    rejoin(cluster, "n1")
+    cluster.store("n2").down = cluster.store("n3").down = True
+    assert cluster.load(sid).copy == copy
+    assert cluster.stored("n1", pk(sid)) == copy  # not re-stamped, not rewritten
+    rejoin(cluster, "n2")
+    rejoin(cluster, "n3")
+    assert cluster.load(sid).copy is None
+
+
+def test_a_tombstone_beats_any_session_copy_whatever_clocks_wrote_them(
+    cluster: Cluster,
+) -> None:
+    """A logout on an app host whose clock is a minute behind the one that wrote the session."""
+    sid, copy = cluster.session("n1")
+    cluster.store("n2").down = True
+    behind = BackupSessionService(cluster.registry, cluster.parts.config, cluster.parts.away,
+                                  FakeClock(wall=cluster.clock.time() - 60))
+    behind.delete(sid, cluster.node("n1"), TTL, copy.revision)
+    rejoin(cluster, "n2")
+    cluster.store("n1").down = True
+    assert cluster.load(sid).copy is None
 
 
 def test_stale_backup_on_a_rejoined_node_does_not_win(cluster: Cluster) -> None:

@@ -31,7 +31,7 @@ KNOWN_KEYS = (
     "LOCK_EXPIRATION, LOCK_WAIT_TIMEOUT, LOCK_TIMEOUT_POLICY, ENABLE_STATISTICS, "
     "SESSION_ATTRIBUTE_FILTER, USER_SESSIONS, USER_SESSIONS_RECORD_IP, "
     "USER_SESSIONS_RECORD_USER_AGENT, USER_SESSIONS_TOUCH_INTERVAL, USER_SESSIONS_MAX, "
-    "END_SESSIONS_ON_PASSWORD_CHANGE."
+    "END_SESSIONS_ON_PASSWORD_CHANGE, AUTO_REPAIR, REPAIR_RATE, DRAINING_NODES, RETIRED_NODES."
 )
 
 
@@ -107,6 +107,10 @@ def test_every_key_set_to_a_valid_value_passes() -> None:
         "USER_SESSIONS_TOUCH_INTERVAL": 60,
         "USER_SESSIONS_MAX": 20,
         "END_SESSIONS_ON_PASSWORD_CHANGE": True,
+        "AUTO_REPAIR": False,
+        "REPAIR_RATE": 500,
+        "DRAINING_NODES": "n2",
+        "RETIRED_NODES": "n0 old_4",
     }
     assert reports(msm) == []
 
@@ -720,3 +724,77 @@ def test_the_warnings_never_stop_the_engine() -> None:
             "django_msm.W027", "django_msm.W028"
         ]
         assert get_config().lock_wait == 0.5
+
+
+# -- E030 - E034: node changes; AUTO_REPAIR and REPAIR_RATE --------------------------------------
+THREE = "n1:127.0.0.1:11211,n2:127.0.0.1:11212,n3:127.0.0.1:11213"
+
+
+def test_node_changes_reach_the_config() -> None:
+    with override_settings(DJANGO_MSM={"MEMCACHED_NODES": THREE, "DRAINING_NODES": "n3",
+                                       "RETIRED_NODES": ["n4", "n5"], "REPAIR_RATE": 200,
+                                       "AUTO_REPAIR": False}):
+        config = get_config()
+    assert config.draining == frozenset({"n3"}) and config.retired == ("n4", "n5")
+    assert (config.repair_rate, config.auto_repair) == (200, False)
+    with override_settings(DJANGO_MSM={"MEMCACHED_NODES": THREE}):
+        config = get_config()
+    assert (config.auto_repair, config.repair_rate, config.draining, config.retired) == (
+        True, 10_000, frozenset(), ())
+
+
+@pytest.mark.parametrize("key", ["DRAINING_NODES", "RETIRED_NODES"])
+def test_e030_node_change_lists_of_wrong_type(key: str) -> None:
+    assert reports({"MEMCACHED_NODES": THREE, key: 3}) == [
+        Error(
+            f"DJANGO_MSM[{key!r}] = 3 is invalid: expected a string or a list of strings, got int.",
+            hint="Use node ids separated by commas, such as 'n3', or a list of ids.",
+            id="django_msm.E030",
+        )
+    ]
+
+
+def test_e031_draining_node_must_be_configured() -> None:
+    assert reports({"MEMCACHED_NODES": THREE, "DRAINING_NODES": "n2,n9"}) == [
+        Error(
+            "DJANGO_MSM['DRAINING_NODES'] names unknown node 'n9'.",
+            hint="Use ids from MEMCACHED_NODES: 'n1', 'n2', 'n3'; a node "
+            "already removed from it belongs in RETIRED_NODES.",
+            id="django_msm.E031",
+        )
+    ]
+
+
+def test_e032_some_regular_node_must_stay_undrained() -> None:
+    msm = {"MEMCACHED_NODES": THREE, "FAILOVER_NODES": "n3", "DRAINING_NODES": "n1 n2"}
+    assert reports(msm) == [
+        Error(
+            "DJANGO_MSM['DRAINING_NODES'] = 'n1 n2' lists every regular node.",
+            hint="Leave at least one regular node to take new sessions and backups.",
+            id="django_msm.E032",
+        )
+    ]
+
+
+def test_e033_e034_retired_nodes_are_well_formed_and_no_longer_configured() -> None:
+    assert reports({"MEMCACHED_NODES": THREE, "RETIRED_NODES": "n2,bad-id"}) == [
+        Error(
+            "DJANGO_MSM['RETIRED_NODES'] has an invalid node id 'bad-id'.",
+            hint="Use the id the node had in MEMCACHED_NODES (letters, digits and '_', max 32).",
+            id="django_msm.E034",
+        ),
+        Error(
+            "DJANGO_MSM['RETIRED_NODES'] names node 'n2', which is still in MEMCACHED_NODES.",
+            hint="Drain it first (DRAINING_NODES, then manage.py msm_drain), then move it from "
+            "MEMCACHED_NODES to RETIRED_NODES.",
+            id="django_msm.E033",
+        ),
+    ]
+
+
+def test_auto_repair_is_a_bool_and_repair_rate_a_positive_int() -> None:
+    assert reports({"MEMCACHED_NODES": THREE, "AUTO_REPAIR": "yes", "REPAIR_RATE": 0}) == [
+        e011("REPAIR_RATE", 0),
+        Error("DJANGO_MSM['AUTO_REPAIR'] must be True or False, not 'yes'.", hint="Use a bool.",
+              id="django_msm.E022"),
+    ]

@@ -37,7 +37,7 @@ def test_new_node_is_up(health: NodeHealth) -> None:
     assert health.state is NodeState.UP and health.available()
     assert not health.dead and health.failures == 0
     assert health.down_since is None and health.rejoined_at is None
-    assert not health.suspect(0.0)
+    assert not health.suspect()
 
 
 def test_one_timeout_quarantines_but_is_not_dead(health: NodeHealth, clock: FakeClock) -> None:
@@ -137,23 +137,24 @@ def test_success_after_quarantine_rejoins(health: NodeHealth, clock: FakeClock) 
     assert health.rejoined_at == back
 
 
-def test_suspect_means_written_before_the_node_came_back(
+def test_suspect_from_a_failure_until_a_repair_reconciled_the_node(
     health: NodeHealth, clock: FakeClock
 ) -> None:
-    before = clock.time()
+    """No clock is compared: coming back, or any time passing, does not end the doubt; only the
+    marks read after a repair pass do (``AwayMarks`` sets ``unrepaired``)."""
     health.record_failure(timeout())
+    assert health.suspect()
     clock.advance(3.0)
     health.record_success()
-    assert health.suspect(before)
-    assert health.suspect(health.rejoined_at - 0.001)
-    assert not health.suspect(health.rejoined_at)
-    clock.advance(1.0)
-    assert not health.suspect(clock.time())
+    clock.advance(3600.0)
+    assert health.state is NodeState.UP and health.suspect()
+    health.unrepaired = False
+    assert not health.suspect()
 
 
 def test_success_on_a_healthy_node_sets_no_rejoin(health: NodeHealth) -> None:
     health.record_success()
-    assert health.rejoined_at is None and not health.suspect(0.0)
+    assert health.rejoined_at is None and not health.suspect()
 
 
 def test_second_outage_moves_rejoined_at(health: NodeHealth, clock: FakeClock) -> None:

@@ -18,6 +18,7 @@ nothing reaches through another part to find a third:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from ..clock import Clock, SystemClock
 from ..stores import Store
@@ -58,6 +59,7 @@ class Cluster:
         statistics.enabled = config.enable_statistics
         self.registry = NodeRegistry(config, self.clock, stores, self.events)
         self.away = AwayMarks(self.registry, self.keys, self.clock, config.session_lifetime)
+        self.away.configure(config)
         self.registry.on_failure = self.away.publish
         self.writer = (
             BackupWriter(config.backup_threads, config.backup_queue_size)
@@ -81,9 +83,15 @@ class Cluster:
                 UserIndex(self.registry, config, self.clock), self.copies, self.registry,
                 config, self.clock, self.events, self.sticky,
             )
+        # What the composition root hangs on this cluster (automatic repair's thread): stopped
+        # first when the cluster closes.
+        self.on_close: list[Callable[[], None]] = []
 
     def close(self) -> None:
-        """Flush pending backup writes, unmap the host table, close the node connections."""
+        """Stop background work, flush pending backup writes, unmap the host table, close the
+        node connections."""
+        for stop in self.on_close:
+            stop()
         if self.writer is not None:
             self.writer.flush()
         if self.sticky is not None and self.sticky.host is not None:

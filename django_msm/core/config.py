@@ -76,6 +76,11 @@ class MsmConfig:
     end_sessions_on_password_change: bool = False
     # The session entry naming its user (django.contrib.auth's SESSION_KEY).
     user_field: str = "_auth_user_id"
+    # Self-healing redundancy (ops.repair): automatic passes, their rate, node changes.
+    auto_repair: bool = True
+    repair_rate: int = 10_000
+    draining: frozenset[str] = frozenset()  # configured ids taking no new sessions or backups
+    retired: tuple[str, ...] = ()  # ids no longer configured whose keys are still honoured
 
     @functools.cached_property
     def keys(self) -> KeyLayout:

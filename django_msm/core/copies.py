@@ -14,10 +14,8 @@ the backup; a tombstone on the backup is found when a copy on a node that was aw
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 
 from ..clock import Clock
 from ..exceptions import CorruptCopy, NodeUnavailable, NoNodesAvailable, SessionTooLarge
@@ -27,6 +25,7 @@ from .config import MsmConfig
 from .envelope import Copy, Kind, pack, unpack
 from .keys import SessionId, new_id
 from .nodes import Node
+from .outcomes import Loaded, UpdateResult
 from .registry import NodeRegistry
 from .stats import statistics
 from .throttle import LogThrottle
@@ -36,24 +35,6 @@ logger = logging.getLogger(__name__)
 # Random 32-char keys collide with odds of 36**-32; more than a few failed `add`s on one node
 # means something else is wrong, so the loop gives up rather than hammering the node.
 CREATE_ATTEMPTS = 3
-
-
-class UpdateResult(enum.Enum):
-    STORED = "stored"
-    DELETED = "deleted"  # gone everywhere: Django's UpdateError
-    LOST = "lost"  # the primary lost it but a backup exists: relocate
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """What a load found. ``copy`` is None for a miss."""
-
-    copy: Copy | None = None
-    from_backup: bool = False
-    relocate: bool = False
-    unreachable: bool = False
-    token: bytes | None = None  # version token of the primary copy (sticky mode's check)
-    moved_to: str | None = None  # the key was retired by a relocation: where the session went
 
 
 class BackupSessionService:
@@ -148,6 +129,9 @@ class BackupSessionService:
             )
         except NodeUnavailable:
             copy, node = self._read_backup(sid, primary)
+            if copy is None and self.registry.is_retired(primary):  # drained, then retired
+                forward = self.registry.first_hit(self.keys.forward(sid))
+                return Loaded(moved_to=forward.decode("ascii") if forward else None)
             if copy is None:
                 # Nothing reachable says the session is gone: keep the cookie, write nothing.
                 return Loaded(unreachable=True)
@@ -168,7 +152,7 @@ class BackupSessionService:
         if copy.is_tombstone:
             return self._retired(sid, primary)
         self.away.refresh_if_due()  # what other processes saw of the primary
-        if self.registry.health[primary].suspect(copy.written_at):
+        if self.registry.health[primary].suspect():
             return self._verify(sid, primary, copy)
         return Loaded(copy, token=token)
 
@@ -178,17 +162,17 @@ class BackupSessionService:
         return self.registry.call(primary, lambda store: store.version(key))
 
     def _verify(self, sid: SessionId, primary: Node, copy: Copy) -> Loaded:
-        """Check a copy from a node that was away against the backup (no resurrection)."""
+        """Check a copy from a node that was away against the backup (no resurrection).
+
+        Nothing is marked: the node stays suspect until a repair pass has reconciled it
+        (``AwayMarks``), so a place that could not be read now is read again next time.
+        """
         backup, node = self._read_backup(sid, primary)
         if backup is not None and backup.is_tombstone:
             self._warn(sid, primary, "was retired while its node was away", logging.INFO)
             return self._retired(sid, node)
         if backup is not None and backup.revision > copy.revision:
             return Loaded(backup, from_backup=True, relocate=True)
-        fresh = replace(copy, written_at=self.clock.time())
-        ttl = max(1, int(copy.expires_at - self.clock.time()))
-        data, key = self.pack(fresh), self.keys.primary(sid)
-        self._try(primary, lambda store: store.replace(key, data, ttl))
         return Loaded(copy)
 
     # -- writing ------------------------------------------------------------------------------
@@ -202,12 +186,13 @@ class BackupSessionService:
     def write_backup(self, sid: SessionId, primary: Node, data: bytes, ttl: int) -> Node | None:
         """Store the backup copy on the first backup node that takes it."""
         key = self.keys.backup(sid)
-        for node in self.registry.backup_nodes(primary):
+        for node in self.registry.backup_targets(primary):
             if self._try(node, lambda store: store.set(key, data, ttl)):
                 return node
-        if self.registry.backup_nodes(primary):
+        if self.registry.backup_targets(primary):
             statistics.incr("backup_write_failures")
             self._warn(sid, primary, "has no backup copy: no backup node available")
+            self.registry.events.backup_failed(str(primary.id))  # repair (issue 11)
         return None
 
     def create(self, copy: Copy, ttl: int, route: str | None) -> tuple[SessionId, bytes]:
@@ -231,6 +216,7 @@ class BackupSessionService:
                 if token is not None:
                     statistics.incr("creates")
                     self.write_backup(sid, node, data, ttl)
+                    self.away.refresh_once()  # generations exist before a node restarts unseen
                     return sid, token
             else:
                 causes[node.label] = f"{CREATE_ATTEMPTS} key collisions in a row"
@@ -270,8 +256,8 @@ class BackupSessionService:
             return self._after_primary_miss(sid, primary)
         statistics.incr("touches")
         bkey = self.keys.backup(sid)
-        for node in self.registry.backup_nodes(primary):
-            if self.registry.health[node].suspect(copy.written_at):
+        for node in self.registry.backup_targets(primary):
+            if self.registry.health[node].suspect():
                 break  # it was away: its copy may be stale, so rewrite rather than touch
             try:
                 if self.registry.call(node, lambda store: store.touch(bkey, ttl)):
@@ -322,9 +308,9 @@ class BackupSessionService:
 
 
 def _newer(candidate: Copy, best: Copy) -> bool:
-    """Which of two copies of one key wins: between a session copy and a tombstone the one
-    written later (a key is never reused, so a later tombstone retires every earlier copy);
+    """Which of two copies of one key wins: a tombstone beats every session copy (keys are
+    never reused, so a tombstone retires its key for good, whatever clocks wrote them);
     between two copies of one kind the higher revision."""
     if candidate.is_tombstone != best.is_tombstone:
-        return candidate.written_at > best.written_at
+        return candidate.is_tombstone
     return candidate.revision > best.revision

@@ -15,12 +15,12 @@ from typing import Any
 
 from ..exceptions import NodeUnavailable, SessionDeleted, SessionKeyTaken
 from .cluster import Cluster
-from .copies import Loaded, UpdateResult
 from .envelope import Copy
 from .failover import MoveReason, plan_move
 from .keys import SessionId, parse
 from .locking import SessionLock
 from .nodes import Node
+from .outcomes import Loaded, UpdateResult
 from .stats import statistics
 
 logger = logging.getLogger(__name__)
@@ -144,6 +144,7 @@ class SessionEngine:
             relocate_now=loaded.relocate,
             on_failover_node=node.failover,
             regular_available=self.cluster.registry.regular_available,
+            on_draining_node=node in self.cluster.registry.draining,
         )
         self.move = None if move is None else move.reason
         return move is not None and move.resend_cookie

@@ -25,3 +25,10 @@ class ClusterEvents:
     def session_ended(self, user_id: str, session_key: str, reason: str) -> None:
         """A user's session ended: ``logout``, ``end``, ``end_all``, ``password_change`` or
         ``limit`` (USER_SESSIONS_MAX)."""
+    def backup_failed(self, node_id: str) -> None:
+        """A session of ``node_id`` was stored without its backup copy (no backup node took it)."""
+
+    def repair_needed(self, reason: str) -> None:
+        """The marks on the nodes say a repair pass is due (``core.repairstate``): a node came
+        back empty, was away, or the configured nodes changed. Called on the read path: a
+        listener must only note it and return (automatic repair runs on its own thread)."""

@@ -20,6 +20,7 @@ class MoveReason(enum.Enum):
     BACKUP = "backup"  # it was served from its backup copy: the primary is gone or away
     FAILOVER = "failover"  # it lives on a failover node while a regular node is back
     LOST = "lost"  # a save found the primary copy gone but the backup alive
+    DRAIN = "drain"  # its primary is on a node in DRAINING_NODES (being decommissioned)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ def plan_move(
     relocate_now: bool,
     on_failover_node: bool,
     regular_available: Callable[[], bool],
+    on_draining_node: bool = False,
 ) -> Move | None:
     """Decide whether a loaded session moves, given what the load found.
 
@@ -45,12 +47,15 @@ def plan_move(
     relocation (the primary is dead or empty): a primary that is merely slow keeps the key, so
     one slow reply does not relocate everyone (msm #222/#279); the move then happens at the
     next save, if the session changes. ``regular_available`` may probe nodes, so it is only
-    asked for a session on a failover node.
+    asked for a session on a failover node. A session on a draining node moves at once
+    (cookie re-sent), so a node is emptied by its own traffic before ``msm_drain`` runs.
     """
     if own_route is not None and key_route != own_route:
         return Move(MoveReason.TAKEOVER, True)
     if from_backup:
         return Move(MoveReason.BACKUP, relocate_now)
+    if on_draining_node:
+        return Move(MoveReason.DRAIN, True)
     if on_failover_node and regular_available():
         return Move(MoveReason.FAILOVER, True)
     return None

@@ -6,8 +6,11 @@
 * A node is *dead* only after ``RETRY_ATTEMPTS`` consecutive failures (a refused connection
   counts as all of them: nobody is listening). Sessions are moved off a node only when it is
   dead or when they change, so one slow reply does not relocate everyone (msm #222/#279).
-* ``rejoined_at`` (wall clock) marks when a quarantined node came back: copies it holds that
-  were written earlier may predate a deletion that could not reach it, and are verified.
+* ``rejoined_at`` (wall clock, informational) is when a quarantined node came back.
+* ``unrepaired``: the node was away (as this process saw it, or as the away marks on the nodes
+  tell, ``AwayMarks``) and no repair pass has reconciled its copies since. A copy on it may
+  predate a deletion that could not reach it, so readers verify it (``suspect``). No wall
+  clock is compared: what ends the doubt is a repair pass, not a time.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ class NodeHealth:
         self.down_since: float | None = None
         self.rejoined_at: float | None = None
         self.contacted = False  # this process had an answer or a failure from the node
-        self.away_mark = 0.0  # latest time another process saw the node away (AwayMarks)
+        self.unrepaired = False  # away since the last repair pass reconciled it (AwayMarks)
         self._retry_at = 0.0
         self._lock = threading.Lock()
 
@@ -99,6 +102,7 @@ class NodeHealth:
                 self.down_since = self.clock.time()
                 logger.warning("node %s quarantined: %r", self.label, error.cause)
             self.state = NodeState.QUARANTINED
+            self.unrepaired = True
             self._retry_at = self.clock.monotonic() + self.retry_timeout
         if went_down:
             self.events.node_down(self.label, self.last_error)
@@ -108,11 +112,7 @@ class NodeHealth:
         """True once failures are many enough to move sessions off the node."""
         return self.state is NodeState.QUARANTINED and self.failures >= self.retry_attempts
 
-    def mark_away(self, at: float) -> None:
-        """Note that some process saw this node away at wall time ``at``."""
-        self.away_mark = max(self.away_mark, at)
-
-    def suspect(self, written_at: float) -> bool:
-        """True for a copy on this node written before the node last came back, as this
-        process saw it or as another process told (an away mark)."""
-        return written_at < max(self.rejoined_at or 0.0, self.away_mark)
+    def suspect(self) -> bool:
+        """True while copies on this node may be stale: it was away, as this process saw it or
+        another process told, and no repair pass has reconciled it since."""
+        return self.unrepaired

@@ -40,6 +40,8 @@ USER_PREFIX = "usr:"
 # User ids stored as they are in index keys: what is safe in a memcached key and short enough;
 # any other id (spaces, non-ASCII, very long) is stored as a digest, marked by "~".
 _PLAIN_USER_ID = re.compile(r"\A[A-Za-z0-9_.@+-]{1,64}\Z")
+GENERATION_PREFIX = "msm:gen:"
+REPAIR_PREFIX = "msm:repair:"
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,8 @@ class KeyLayout:
     * ``msm:stats:<prefix><name>`` a process's published statistics
     * ``usr:<prefix><user id>``    a user's index of sessions (``core.user_index``)
     * ``bak:usr:<prefix><user id>`` its backup copy
+    * ``msm:gen:<prefix>``         the node's generation: gone when the node lost its data
+    * ``msm:repair:<prefix><name>`` repair's state record, lease and progress (ops.repair)
     """
 
     prefix: str = ""
@@ -163,6 +167,12 @@ class KeyLayout:
 
     def user_backup(self, user_id: str) -> str:
         return f"{BACKUP_PREFIX}{self.user(user_id)}"
+
+    def generation(self) -> str:
+        return f"{GENERATION_PREFIX}{self.prefix}"
+
+    def repair(self, name: str) -> str:
+        return f"{REPAIR_PREFIX}{self.prefix}{name}"
 
 
 def _user_part(user_id: str) -> str:

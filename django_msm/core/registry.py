@@ -18,7 +18,7 @@ from .config import MsmConfig
 from .events import ClusterEvents
 from .health import NodeHealth, NodeState
 from .keys import SessionId
-from .nodes import Node
+from .nodes import Node, NodeKind
 
 T = TypeVar("T")
 
@@ -46,7 +46,7 @@ class NodeRegistry:
             node: create_store(node, config.operation_timeout, config.backup_timeout, self.clock)
             for node in self.nodes
         }
-        events = events or ClusterEvents()
+        self.events = events = events or ClusterEvents()
         self.health = {
             node: NodeHealth(
                 node.label, config.retry_timeout, config.retry_attempts, self.clock, events
@@ -54,18 +54,31 @@ class NodeRegistry:
             for node in self.nodes
         }
         self._by_id = {node.id: node for node in self.nodes}
+        # DRAINING_NODES take no new sessions or backups; RETIRED_NODES are ids no longer
+        # configured: their keys are honoured (looked up on the configured nodes), never sent.
+        self.draining = frozenset(node for node in self.nodes if node.id in config.draining)
+        self.retired = {
+            node_id: Node(node_id, NodeKind.MEMORY, "retired") for node_id in config.retired
+        }
+        for node in self.retired.values():
+            self.health[node] = RetiredHealth(node.label, self.clock)
         # Told of every failed call (the cluster publishes an away mark); no-op by default.
         self.on_failure: Callable[[Node], None] = lambda node: None
 
     def node_for(self, sid: SessionId) -> Node | None:
-        """Return the node a key names, or None if the key does not fit this configuration."""
-        return self._by_id.get(sid.node_id)
+        """Return the node a key names (a retired one included), or None if the key does not
+        fit this configuration: such a key never reaches a node."""
+        return self._by_id.get(sid.node_id) or self.retired.get(sid.node_id or "")
+
+    def is_retired(self, node: Node) -> bool:
+        return self.retired.get(node.id or "") is node
 
     def new_session_nodes(self) -> list[Node]:
         """Available nodes for a new session: regular ones in random order, then failover ones."""
         # probe_due, not available(): the probe a quarantined node is owed is spent by call().
-        regular = [n for n in self.nodes if not n.failover and self.health[n].probe_due()]
-        failover = [n for n in self.nodes if n.failover and self.health[n].probe_due()]
+        open_nodes = [n for n in self.nodes if n not in self.draining]
+        regular = [n for n in open_nodes if not n.failover and self.health[n].probe_due()]
+        failover = [n for n in open_nodes if n.failover and self.health[n].probe_due()]
         random.shuffle(regular)
         random.shuffle(failover)
         return regular + failover
@@ -93,14 +106,24 @@ class NodeRegistry:
     def backup_nodes(self, primary: Node) -> list[Node]:
         """Nodes after ``primary`` in configured order (failover nodes last), wrapping around.
 
-        Every process computes the same list; writers take the first node that is not
-        quarantined, readers walk it in order. The walk is bounded by the node count (msm #404).
+        Every process computes the same list; writers take the first of ``backup_targets``
+        that is not quarantined, readers walk all of it. The walk is bounded by the node count
+        (msm #404). A retired node's backups may be on any configured node: all of them, in
+        configured order (the node after it in the old order is one of them).
         """
+        if self.is_retired(primary):
+            return list(self.nodes)
         index = self.nodes.index(primary)
         return list(self.nodes[index + 1 :] + self.nodes[:index])
 
+    def backup_targets(self, primary: Node) -> list[Node]:
+        """Where backup copies are written: ``backup_nodes`` without the draining ones."""
+        return [node for node in self.backup_nodes(primary) if node not in self.draining]
+
     def call(self, node: Node, operation: Callable[[Store], T]) -> T:
         """Run ``operation`` on ``node``'s store, skipping quarantined nodes, recording health."""
+        if self.is_retired(node):
+            raise NodeUnavailable(node.label, "retired", refused=True)
         health = self.health[node]
         if not health.available():
             raise NodeUnavailable(node.label, "quarantined")
@@ -113,6 +136,32 @@ class NodeRegistry:
         health.record_success()
         return result
 
+    def first_hit(self, key: str) -> bytes | None:
+        """The value of ``key`` on the first configured node holding it (a retired node's
+        forwards: they may be on any node)."""
+        for node in self.nodes:
+            try:
+                value = self.call(node, lambda store: store.get(key))
+            except NodeUnavailable:
+                continue
+            if value is not None:
+                return value
+        return None
+
     def close(self) -> None:
         for store in self.stores.values():
             store.close()
+
+
+class RetiredHealth(NodeHealth):
+    """A retired node's health: gone for good, never probed, never back."""
+
+    def __init__(self, label: str, clock: Clock):
+        super().__init__(label, 1.0, 1, clock)
+        self.state, self.failures, self.last_error = NodeState.QUARANTINED, 1, "retired"
+
+    def available(self) -> bool:
+        return False
+
+    def probe_due(self) -> bool:
+        return False

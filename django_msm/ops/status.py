@@ -29,8 +29,11 @@ from typing import Any
 from ..core.cluster import Cluster
 from ..core.health import NodeHealth, NodeState
 from ..stores import Store
+from . import redundancy
 from .inspectors import CountError, Counts, Probe, inspector_for
 from .publish import Figures, read_published, total
+from .repair import RepairPass
+from .repair_plan import RepairReport
 from .units import plural
 
 SCHEMA_VERSION = 2
@@ -68,6 +71,7 @@ class ClusterStatus:
     instances: tuple[Figures, ...] = ()
     counted: bool = True
     generated_at: float = field(default_factory=time.time)
+    redundancy: RepairReport | None = None  # --redundancy: a dry run of repair (redundancy.py)
 
     @property
     def down(self) -> list[NodeStatus]:
@@ -136,7 +140,8 @@ class ClusterStatus:
     @property
     def warnings(self) -> list[str]:
         """What an operator acts on, most urgent first."""
-        return _node_warnings(self) + _session_warnings(self) + _capacity_warnings(self)
+        found = _node_warnings(self) + _session_warnings(self) + _capacity_warnings(self)
+        return found + redundancy.warnings(self)
 
 
 def _node_warnings(status: ClusterStatus) -> list[str]:
@@ -205,9 +210,14 @@ def _count(store: Store, prefix: str, timeout: float) -> tuple[Counts | None, st
 
 
 def collect_status(
-    cluster: Cluster | None = None, *, count: bool = True, statistics: bool = True
+    cluster: Cluster | None = None,
+    *,
+    count: bool = True,
+    statistics: bool = True,
+    check_copies: bool = False,
 ) -> ClusterStatus:
-    """Probe, count and read published statistics; every node is handled in parallel."""
+    """Probe, count and read published statistics; every node is handled in parallel.
+    ``check_copies``: also read every copy (a dry run of repair) for the redundancy section."""
     if cluster is None:
         from ..runtime import get_cluster  # the process's cluster, built from the settings
 
@@ -234,6 +244,7 @@ def collect_status(
         ),
         instances=tuple(instances),
         counted=count,
+        redundancy=RepairPass(cluster, rate=0, dry_run=True).run() if check_copies else None,
     )
 
 
@@ -285,4 +296,6 @@ def to_dict(status: ClusterStatus) -> dict[str, Any]:
             "instances": [figures_dict(f, status.statistics_age(f)) for f in status.instances],
             "total": figures_dict(status.statistics),
         },
+        **({} if status.redundancy is None else {"redundancy": redundancy.as_dict(
+            status.redundancy)}),
     }

@@ -77,13 +77,33 @@ class Store(abc.ABC):
         """``replace`` returning the new version token, or None if the key is absent."""
         return value_token(value) if self.replace(key, value, ttl) else None
 
+    def get_many_versioned(self, keys: list[str]) -> dict[str, tuple[bytes, bytes]]:
+        """Bytes and version token of every present key among ``keys``, in as few round trips
+        as the server allows (repair reads copies in batches); absent keys are left out."""
+        found = {}
+        for key in keys:
+            value, token = self.get_versioned(key)
+            if value is not None and token is not None:
+                found[key] = (value, token)
+        return found
+
+    def add_many_versioned(self, items: list[tuple[str, bytes, int]]) -> list[bytes | None]:
+        """``add_versioned`` of every (key, value, ttl), in as few round trips as the server
+        allows (repair restores copies in batches); one answer per item, in order."""
+        return [self.add_versioned(key, value, ttl) for key, value, ttl in items]
+
+    @abc.abstractmethod
+    def delete_if(self, key: str, token: bytes) -> bool:
+        """Delete only if the item's version is still ``token``; False if it changed or is gone."""
+
     @abc.abstractmethod
     def cas(self, key: str, value: bytes, ttl: int, token: bytes) -> bytes | None:
         """Store only if the item still has version ``token`` (compare-and-set); return the new
         token, or None if the item was rewritten or is gone meanwhile.
 
         The one conditional write on a version, for values several processes update in turn
-        (the per-user index): a lost race is retried on fresh data, never overwritten.
+        (the per-user index, key rotation's re-sign, repair's restores): a lost race is retried
+        on fresh data, never overwritten. ``ttl <= 0`` deletes the item if it still matches.
         """
 
     @abc.abstractmethod

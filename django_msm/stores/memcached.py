@@ -197,6 +197,30 @@ class MemcachedStore(Store):
         head = b"ms %s %d T%d %s c\r\n" % (key.encode(), len(value), self._exp(ttl), flag)
         return _cas(self.client.raw_command(head + value))
 
+    @_wrap_errors
+    def get_many_versioned(self, keys: list[str]) -> dict[str, tuple[bytes, bytes]]:
+        """One ``gets`` for the whole batch: memcached answers every key in one reply."""
+        return self.client.gets_many(keys) if keys else {}  # type: ignore[no-any-return]
+
+    @_wrap_errors
+    def add_many_versioned(self, items: list[tuple[str, bytes, int]]) -> list[bytes | None]:
+        """Every ``ms ... ME`` written at once, one reply line read per item (pymemcache's
+        ``_misc_cmd`` does exactly that; it has no public pipelined meta command)."""
+        if not items:
+            return []
+        commands = [b"ms %s %d T%d ME c\r\n%s\r\n" % (key.encode(), len(value),
+                                                      self._exp(ttl), value)
+                    for key, value, ttl in items]
+        with self.client.client_pool.get_and_release(destroy_on_fail=True) as client:
+            replies = client._misc_cmd(commands, b"ms", False)
+        return [_cas(reply) for reply in replies]
+
+    @_wrap_errors
+    def delete_if(self, key: str, token: bytes) -> bool:
+        if not token.isdigit():
+            return False  # not a CAS value: it cannot match (and would break the command)
+        return self.client.raw_command(b"md %s C%s" % (key.encode(), token)).startswith(b"HD")
+
     # Locks: `ms ... ME` creates the item only if absent and returns its CAS; `md ... C<cas>`
     # deletes it only if the CAS still matches, so a late release never frees the next owner's
     # lock. memcached expires items on whole seconds of its own clock, which could end a lock
@@ -218,12 +242,8 @@ class MemcachedStore(Store):
                 cas = self._meta_set(key, value, life, b"C" + held_cas)
         return None if cas is None else b"%s %.6f" % (cas, deadline)
 
-    @_wrap_errors
     def unlock(self, key: str, proof: bytes) -> bool:
-        cas = proof.partition(b" ")[0]
-        if not cas.isdigit():
-            return False  # not a proof of this store: nothing to release
-        deleted = self.client.raw_command(b"md %s C%s" % (key.encode(), cas)).startswith(b"HD")
+        deleted = self.delete_if(key, proof.partition(b" ")[0])
         return deleted and _deadline(proof) > self.clock.time()
 
     @_wrap_errors

@@ -106,6 +106,15 @@ class InMemoryStore(Store):
             self._put(key, value, ttl)
             return value_token(value)
 
+    def delete_if(self, key: str, token: bytes) -> bool:
+        self._enter("delete_if", key)
+        with self._lock:
+            current = self._live(key)
+            if current is None or value_token(current) != token:
+                return False
+            del self._items[key]
+            return True
+
     def lock(self, key: str, token: bytes, ttl: float) -> bytes | None:
         self._enter("lock", key)
         with self._lock:

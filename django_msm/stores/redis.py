@@ -33,7 +33,7 @@ from redis.retry import Retry
 
 from ..core.nodes import Node, NodeKind
 from ..exceptions import ConfigurationError, NodeUnavailable
-from .base import Store
+from .base import Store, value_token
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -49,19 +49,23 @@ local value = redis.call('GET', KEYS[1])
 if not value then return false end
 return redis.sha1hex(value)
 """
-# Compare-and-set on the value's SHA-1 (the version token of ``version``): writes the new value
-# only over the version the caller read; returns the new token, or nil if the value changed.
-# KEYS[1] - the key
+# Compare-and-set: rewrites the value only if its SHA-1 is still the caller's token; returns
+# the new value's SHA-1, or nil when the item changed or is gone.
+# KEYS[1] - the storage key
 # ARGV[1] - the token the caller read; ARGV[2] - the new value; ARGV[3] - ttl in seconds
 CAS_SCRIPT = """
 local value = redis.call('GET', KEYS[1])
 if not value or redis.sha1hex(value) ~= ARGV[1] then return false end
-if tonumber(ARGV[3]) <= 0 then
-    redis.call('DEL', KEYS[1])
-else
-    redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return redis.sha1hex(ARGV[2])
+"""
+# Compare-and-delete by token: deletes the item only if its SHA-1 is still ARGV[1].
+# KEYS[1] - the storage key
+# ARGV[1] - the token the caller read
+DELETE_IF_SCRIPT = """
+local value = redis.call('GET', KEYS[1])
+if value and redis.sha1hex(value) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 # Deletes a lock only if it still holds this owner's token; returns 1 if it did, else 0.
 # KEYS[1] - the lock key
@@ -140,6 +144,7 @@ class RedisStore(Store):
         self._version = self.client.register_script(VERSION_SCRIPT)
         self._unlock = self.client.register_script(UNLOCK_SCRIPT)
         self._cas = self.client.register_script(CAS_SCRIPT)
+        self._delete_if = self.client.register_script(DELETE_IF_SCRIPT)
 
     @_wrap_errors
     def get(self, key: str) -> bytes | None:
@@ -181,10 +186,34 @@ class RedisStore(Store):
         return None if token is None else bytes(token)
 
     @_wrap_errors
+    def get_many_versioned(self, keys: list[str]) -> dict[str, tuple[bytes, bytes]]:
+        """One ``MGET`` for the batch; tokens are the values' SHA-1, as ``version`` gives."""
+        values = self.client.mget(keys) if keys else []
+        return {k: (v, value_token(v)) for k, v in zip(keys, values, strict=True) if v is not None}
+
+    @_wrap_errors
+    def add_many_versioned(self, items: list[tuple[str, bytes, int]]) -> list[bytes | None]:
+        """One pipeline of ``SET NX EX`` (not a transaction: each item stands alone)."""
+        pipe = self.client.pipeline(transaction=False)
+        for key, value, ttl in items:
+            if ttl > 0:
+                pipe.set(key, value, ex=ttl, nx=True)
+        answers = iter(pipe.execute() if items else [])
+        return [value_token(value) if ttl > 0 and next(answers) else None
+                for _, value, ttl in items]
+
+    @_wrap_errors
     def cas(self, key: str, value: bytes, ttl: int, token: bytes) -> bytes | None:
         """One script, so the compare and the set are atomic (and touch one key: Cluster-safe)."""
+        if ttl <= 0:
+            self._delete_if(keys=[key], args=[token])
+            return None
         new = self._cas(keys=[key], args=[token, value, ttl])
         return None if new is None else bytes(new)
+
+    @_wrap_errors
+    def delete_if(self, key: str, token: bytes) -> bool:
+        return bool(self._delete_if(keys=[key], args=[token]))
 
     @_wrap_errors
     def lock(self, key: str, token: bytes, ttl: float) -> bytes | None:

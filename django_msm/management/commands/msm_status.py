@@ -21,6 +21,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.management.color import Style, no_style
 
+from django_msm.ops import redundancy
 from django_msm.ops.status import ClusterStatus, NodeStatus, collect_status, to_dict
 from django_msm.ops.units import age, duration, latency, plural, size, uptime
 
@@ -175,15 +176,25 @@ def _statistics(status: ClusterStatus, style: Style, wide: bool) -> list[str]:
     return lines
 
 
+def _redundancy(status: ClusterStatus, style: Style, wide: bool) -> list[str]:
+    """``--redundancy``: sessions with two good copies, with one, stale copies, bytes."""
+    if status.redundancy is None:
+        return []
+    return ["Redundancy:", *_table(redundancy.HEADER, redundancy.rows(status, size), style, set())]
+
+
 Section = Callable[[ClusterStatus, Style, bool], list[str]]
-SECTIONS: tuple[Section, ...] = (_nodes, _sessions, _warnings, _statistics)
+SECTIONS: tuple[Section, ...] = (_nodes, _sessions, _redundancy, _warnings, _statistics)
 
 
 def render_text(status: ClusterStatus, style: Style, wide: bool = False) -> str:
-    """The text report: node table, sessions, warnings, statistics; blank lines between."""
+    """The text report: node table, sessions, redundancy, warnings, statistics; blank lines
+    between."""
     lines: list[str] = []
     for section in SECTIONS:
-        lines += ["", *section(status, style, wide)] if lines else section(status, style, wide)
+        found = section(status, style, wide)
+        if found:
+            lines += ["", *found] if lines else found
     return "\n".join(lines) + "\n"
 
 
@@ -205,6 +216,9 @@ class Command(BaseCommand):
                             help="Skip counting sessions (probes and statistics only).")
         parser.add_argument("--wide", action="store_true",
                             help="Every column: addresses, versions, per-instance statistics.")
+        parser.add_argument("--redundancy", action="store_true",
+                            help="Also read every copy: sessions with two good copies, with "
+                            "one, stale copies and bytes per node (a dry run of msm_repair).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["watch"] is not None and (options["check"] or options["watch"] <= 0):
@@ -224,7 +238,8 @@ class Command(BaseCommand):
     def _loop(self, options: dict[str, Any], style: Style, coloured: bool) -> ClusterStatus:
         """Collect and print once, or every ``--watch`` seconds until interrupted."""
         while True:
-            status = collect_status(count=not options["no_count"])
+            extra = {"check_copies": True} if options["redundancy"] else {}
+            status = collect_status(count=not options["no_count"], **extra)
             if options["watch"] is not None and coloured and not options["json"]:
                 self.stdout.write("\x1b[H\x1b[2J", ending="")  # clear the terminal
             output = (

@@ -6,6 +6,9 @@ Every node kind provides two functions, looked up by ``inspector_for(node)``:
   (median of ``PINGS`` pings), server version, uptime, memory, items, evictions. Never raises.
 * ``count(store, prefix, timeout)`` → ``Counts``: how many primary and backup session copies the
   node holds, by the node id their key names. Raises ``CountError``.
+* ``keys(store, prefix, timeout, cursor)`` → batches of the node's primary and backup storage
+  keys (``KeyBatch``), streamed with flat memory, for repair. ``cursor`` resumes a walk where a
+  batch's ``cursor`` said (Redis ``SCAN``); None starts from the beginning. Raises ``CountError``.
 
 Kinds without an inspector of their own are probed with ``Store.ping()`` and not counted.
 
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import statistics as pystats
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ...core.envelope import Copy, Kind, pack
@@ -67,11 +70,21 @@ class Counts:
 
 
 @dataclass(frozen=True)
+class KeyBatch:
+    """Storage keys of session copies (primary or ``bak:`` form) found on a node, and where a
+    walk that stopped after this batch resumes (None: it cannot resume, start over)."""
+
+    keys: list[str]
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
 class Inspector:
-    """The probe and count functions of one node kind."""
+    """The probe, count and key-walk functions of one node kind."""
 
     probe: Callable[[Store, float], Probe]
     count: Callable[[Store, str, float], Counts] | None
+    keys: Callable[[Store, str, float, str | None], Iterator[KeyBatch]] | None = None
 
 
 def timed_pings(ping: Callable[[], object]) -> float:

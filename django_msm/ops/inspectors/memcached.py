@@ -9,12 +9,15 @@ by subtracting the key and the server's fixed per-item overhead (``item_overhead
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
-from urllib.parse import quote
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, TypeVar
+from urllib.parse import quote, unquote
 
 from ...core.keys import BACKUP_PREFIX, SESSION_KEY_PATTERN
 from ...stores import Store
@@ -23,11 +26,14 @@ from . import (
     CountError,
     Counts,
     Inspector,
+    KeyBatch,
     Probe,
     timed_pings,
 )
 
 _CHUNK = 1 << 18
+KEY_BATCH = 500
+T = TypeVar("T")
 _BUSY_RETRIES = 20
 
 
@@ -158,7 +164,9 @@ def classify(tally: Counter[tuple], prefix: str, overhead: int) -> Counts:
     return Counts(dict(primaries), dict(backups))
 
 
-def _metadump(conn: _Connection, pattern: re.Pattern[bytes]) -> Counter[tuple]:
+def _metadump(
+    conn: _Connection, pattern: re.Pattern[bytes], scan: Callable[..., T] = scan_metadump
+) -> T:
     """Run metadump, waiting out another crawl; walk the hash table where the server can.
 
     ``metadump hash`` sees every item exactly once; the LRU walk of ``metadump all`` (older
@@ -168,7 +176,7 @@ def _metadump(conn: _Connection, pattern: re.Pattern[bytes]) -> Counter[tuple]:
     for _ in range(_BUSY_RETRIES):
         conn.sock.sendall(b"lru_crawler metadump " + modes[0] + b"\r\n")
         try:
-            return scan_metadump(conn.chunks(), pattern)
+            return scan(conn.chunks(), pattern)
         except CountError as exc:
             if str(exc).startswith(("ERROR", "CLIENT_ERROR")) and len(modes) > 1:
                 modes.pop(0)
@@ -191,4 +199,52 @@ def count(store: Store, prefix: str, timeout: float) -> Counts:
     return classify(tally, prefix, overhead)
 
 
-INSPECTOR = Inspector(probe, count)
+def key_pattern(prefix: str) -> re.Pattern[bytes]:
+    """Match one metadump line of a primary or backup copy; group 1 is the encoded key."""
+    encoded = re.escape(quote(prefix, safe="").encode())
+    backup = re.escape(quote(BACKUP_PREFIX, safe="").encode())
+    return re.compile(
+        rb"^key=((?:" + backup + rb")?" + encoded + SESSION_KEY_PATTERN.encode() + rb") ",
+        re.MULTILINE,
+    )
+
+
+def spool_metadump(chunks: Iterator[bytes], pattern: re.Pattern[bytes], out: BinaryIO) -> int:
+    """Write every matching key to ``out``, one per line, until metadump's ``END``; the
+    node's whole dump passes through here, so nothing of it is kept in memory."""
+    written, tail = 0, b""
+    for chunk in chunks:
+        buffer = tail + chunk
+        if tail == b"" and buffer.startswith((b"BUSY", b"ERROR", b"CLIENT_ERROR")):
+            raise CountError(buffer.split(b"\r\n", 1)[0].decode(errors="replace"))
+        cut = buffer.rfind(b"\n") + 1
+        for match in pattern.finditer(buffer, 0, cut):
+            out.write(match.group(1) + b"\n")
+            written += 1
+        tail = buffer[cut:]
+        if not tail and (buffer == b"END\r\n" or buffer.endswith(b"\nEND\r\n")):
+            return written
+    raise CountError("metadump ended early")
+
+
+def keys(store: Store, prefix: str, timeout: float, cursor: str | None) -> Iterator[KeyBatch]:
+    """The node's session keys in batches: metadump is spooled to a temporary file first (a
+    slow reader must not hold the server's crawler), then read back. It cannot resume."""
+    with tempfile.TemporaryFile() as spool:
+        try:
+            with _Connection(store.node.address, timeout) as conn:
+                _metadump(conn, key_pattern(prefix), functools.partial(spool_metadump, out=spool))
+        except OSError as exc:
+            raise CountError(str(exc) or type(exc).__name__) from exc
+        spool.seek(0)
+        batch: list[str] = []
+        for line in spool:
+            batch.append(unquote(line[:-1].decode("ascii")))
+            if len(batch) >= KEY_BATCH:
+                yield KeyBatch(batch)
+                batch = []
+        if batch:
+            yield KeyBatch(batch)
+
+
+INSPECTOR = Inspector(probe, count, keys)

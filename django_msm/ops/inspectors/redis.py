@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -22,6 +23,7 @@ from . import (
     CountError,
     Counts,
     Inspector,
+    KeyBatch,
     Probe,
     timed_pings,
 )
@@ -83,4 +85,22 @@ def count(store: Store, prefix: str, timeout: float) -> Counts:
         raise CountError(str(exc) or type(exc).__name__) from exc
 
 
-INSPECTOR = Inspector(probe, count)
+def keys(store: Store, prefix: str, timeout: float, cursor: str | None) -> Iterator[KeyBatch]:
+    """The node's session keys, one ``SCAN`` batch at a time; each batch carries the cursor
+    that resumes the walk after it (a ``SCAN`` cursor stays valid for any client)."""
+    client: Any = store.client  # type: ignore[attr-defined]
+    pattern = key_pattern(prefix)
+    position = int(cursor or 0)
+    try:
+        while True:
+            position, found = client.scan(position, count=SCAN_BATCH, _type="string")
+            raw = (k if isinstance(k, bytes) else k.encode() for k in found)
+            batch = [m.string.decode() for m in map(pattern.match, raw) if m is not None]
+            yield KeyBatch(batch, None if position == 0 else str(position))
+            if position == 0:
+                return
+    except (RedisError, OSError) as exc:
+        raise CountError(str(exc) or type(exc).__name__) from exc
+
+
+INSPECTOR = Inspector(probe, count, keys)
