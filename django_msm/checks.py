@@ -69,7 +69,7 @@ def _unknown(word: object, known: Iterable[str]) -> dict[str, str]:
     return {"suggestion": _did_you_mean(word, known), "known": listed}
 
 
-def _error(msg: str, hint: str, number: int, **fmt: Any) -> Error:
+def _error(msg: str, hint: str, number: int, **fmt: Any) -> CheckMessage:
     return Error(msg.format(**fmt), hint=hint.format(**fmt), id=f"django_msm.E{number:03d}")
 
 
@@ -186,7 +186,7 @@ def _is_duration(value: Any) -> bool:
 
 
 def _check_numbers(raw: dict[str, Any]) -> list[CheckMessage]:
-    def bad(key: str, number: int) -> Error:
+    def bad(key: str, number: int) -> CheckMessage:
         msg, hint = (text.E008, text.HINT_E008) if number == 8 else (text.E011, text.HINT_E011)
         return _error(msg, hint, number, key=key, value=shown(raw[key]))
 

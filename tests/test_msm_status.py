@@ -320,7 +320,7 @@ def test_command_json_and_check_exit_status(fixed_status):
         call_command("msm_status", "--json", "--check", "--no-count", stdout=out)
     assert raised.value.returncode == msm_status.CHECK_FAILED == 2
     assert json.loads(out.getvalue()) == expected_json()
-    assert fixed_status == [{"count": False}]
+    assert fixed_status == [{"count": False, "check_copies": False}]
 
 
 def test_watch_refreshes_until_interrupted(fixed_status, monkeypatch):

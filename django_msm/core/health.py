@@ -64,7 +64,8 @@ class NodeHealth:
             return True
         with self._lock:
             now = self.clock.monotonic()
-            if self.state is NodeState.UP or now >= self._retry_at:
+            # Read again under the lock: another thread may have brought the node back.
+            if self.state is NodeState.UP or now >= self._retry_at:  # type: ignore[comparison-overlap]
                 # This caller probes; the others keep skipping the node meanwhile.
                 self._retry_at = now + self.retry_timeout
                 return True

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from ..clock import Clock
 from ..exceptions import CorruptCopy, NodeUnavailable
+from ..stores import Store
 from .config import MsmConfig
 from .envelope import Copy, Kind, pack, unpack
 from .nodes import Node
@@ -143,7 +144,7 @@ class UserIndex:
         found = []
         for node, key in self.places(user_id):
             try:
-                data, token = self.registry.call(node, lambda s, k=key: s.get_versioned(k))
+                data, token = self.registry.call(node, _get_versioned(key))
             except NodeUnavailable:
                 continue
             found.append(self._decoded(node, key, data, token))
@@ -240,3 +241,8 @@ class UserIndex:
 
     def _pack(self, copy: Copy) -> bytes:
         return pack(copy, self.config.signing_keys[0], self.config.compress_min_size)
+
+
+def _get_versioned(key: str) -> Callable[[Store], tuple[bytes | None, bytes | None]]:
+    """The read of one key, for ``NodeRegistry.call`` (a lambda in a loop would bind late)."""
+    return lambda store: store.get_versioned(key)

@@ -197,6 +197,9 @@ class AutoRepair:
         if not self._active:
             self._event.set()
 
+    def _is_stopped(self) -> bool:
+        return self._stopped
+
     def stop(self) -> None:
         self._stopped = True
         self._event.set()
@@ -208,7 +211,7 @@ class AutoRepair:
         while not self._stopped:
             self._event.wait(POLL if self._active else None)
             self._event.clear()
-            if self._stopped:
+            if self._is_stopped():  # stop() may have run while this thread waited
                 return
             try:
                 self.step()

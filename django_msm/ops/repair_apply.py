@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import methodcaller
 
 from ..core.nodes import Node
 from ..core.registry import NodeRegistry
@@ -59,7 +60,7 @@ class BatchWriter:
                 key, read = action.place.key, action.token or b""
                 try:
                     done = self.registry.call(action.place.node,
-                                              lambda s, k=key, r=read: s.cas(k, data, ttl, r))
+                                              methodcaller("cas", key, data, ttl, read))
                 except NodeUnavailable:
                     self.lost(action.place.node)
                     return False
@@ -95,7 +96,7 @@ class BatchWriter:
         for node, entries in by_node.items():
             items = [(place.key, restore.data, restore.ttl) for restore, place in entries]
             try:
-                tokens = self.registry.call(node, lambda s, i=items: s.add_many_versioned(i))
+                tokens = self.registry.call(node, methodcaller("add_many_versioned", items))
             except NodeUnavailable:
                 self.lost(node)
                 for restore, _ in entries:
@@ -117,7 +118,7 @@ class BatchWriter:
         unknown: set[Node] = set()
         for node, keys in by_node.items():
             try:
-                held = self.registry.call(node, lambda s, k=keys: s.get_many_versioned(k))
+                held = self.registry.call(node, methodcaller("get_many_versioned", keys))
             except NodeUnavailable:
                 self.lost(node)
                 unknown.add(node)
@@ -130,7 +131,7 @@ class BatchWriter:
             key, read = action.place.key, action.token or b""
             try:
                 gone = self.registry.call(action.place.node,
-                                          lambda s, k=key, r=read: s.delete_if(k, r))
+                                          methodcaller("delete_if", key, read))
             except NodeUnavailable:
                 self.lost(action.place.node)
                 continue
@@ -141,7 +142,7 @@ class BatchWriter:
         for place, token in restore.added:
             key = place.key
             try:
-                self.registry.call(place.node, lambda s, k=key, t=token: s.delete_if(k, t))
+                self.registry.call(place.node, methodcaller("delete_if", key, token))
             except NodeUnavailable:
                 self.lost(place.node)
                 continue

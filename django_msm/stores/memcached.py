@@ -172,7 +172,7 @@ class MemcachedStore(Store):
     # memcached >= 1.6 (single-line replies, which pymemcache's raw_command reads safely).
     @_wrap_errors
     def get_versioned(self, key: str) -> tuple[bytes | None, bytes | None]:
-        return self.client.gets(key)  # type: ignore[no-any-return]
+        return self.client.gets(key)
 
     @_wrap_errors
     def version(self, key: str) -> bytes | None:
@@ -200,7 +200,7 @@ class MemcachedStore(Store):
     @_wrap_errors
     def get_many_versioned(self, keys: list[str]) -> dict[str, tuple[bytes, bytes]]:
         """One ``gets`` for the whole batch: memcached answers every key in one reply."""
-        return self.client.gets_many(keys) if keys else {}  # type: ignore[no-any-return]
+        return self.client.gets_many(keys) if keys else {}
 
     @_wrap_errors
     def add_many_versioned(self, items: list[tuple[str, bytes, int]]) -> list[bytes | None]:

@@ -188,7 +188,7 @@ class RedisStore(Store):
     @_wrap_errors
     def get_many_versioned(self, keys: list[str]) -> dict[str, tuple[bytes, bytes]]:
         """One ``MGET`` for the batch; tokens are the values' SHA-1, as ``version`` gives."""
-        values = self.client.mget(keys) if keys else []
+        values: list[bytes | None] = self.client.mget(keys) if keys else []  # type: ignore[assignment]
         return {k: (v, value_token(v)) for k, v in zip(keys, values, strict=True) if v is not None}
 
     @_wrap_errors

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, TextIO
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -26,7 +26,7 @@ BAR = 30
 class Progress:
     """A one-line progress bar on a terminal: keys examined of those counted before."""
 
-    def __init__(self, out: TextIO, total: int | None):
+    def __init__(self, out: Any, total: int | None):
         self.out, self.total = out, total
         self.started = time.monotonic()
 

@@ -238,8 +238,9 @@ class Command(BaseCommand):
     def _loop(self, options: dict[str, Any], style: Style, coloured: bool) -> ClusterStatus:
         """Collect and print once, or every ``--watch`` seconds until interrupted."""
         while True:
-            extra = {"check_copies": True} if options["redundancy"] else {}
-            status = collect_status(count=not options["no_count"], **extra)
+            status = collect_status(
+                count=not options["no_count"], check_copies=bool(options["redundancy"])
+            )
             if options["watch"] is not None and coloured and not options["json"]:
                 self.stdout.write("\x1b[H\x1b[2J", ending="")  # clear the terminal
             output = (

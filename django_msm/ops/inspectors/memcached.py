@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote, unquote
 
 from ...core.keys import BACKUP_PREFIX, SESSION_KEY_PATTERN
@@ -165,7 +165,9 @@ def classify(tally: Counter[tuple], prefix: str, overhead: int) -> Counts:
 
 
 def _metadump(
-    conn: _Connection, pattern: re.Pattern[bytes], scan: Callable[..., T] = scan_metadump
+    conn: _Connection,
+    pattern: re.Pattern[bytes],
+    scan: Callable[[Iterator[bytes], re.Pattern[bytes]], T] = scan_metadump,  # type: ignore[assignment]
 ) -> T:
     """Run metadump, waiting out another crawl; walk the hash table where the server can.
 
@@ -193,7 +195,7 @@ def count(store: Store, prefix: str, timeout: float) -> Counts:
     try:
         with _Connection(store.node.address, timeout) as conn:
             overhead = item_overhead(conn.stats(), conn.stats(b"stats settings"))
-            tally = _metadump(conn, pattern)
+            tally: Counter[tuple[Any, ...]] = _metadump(conn, pattern)
     except OSError as exc:
         raise CountError(str(exc) or type(exc).__name__) from exc
     return classify(tally, prefix, overhead)
