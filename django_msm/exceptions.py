@@ -109,7 +109,10 @@ class LockError(MSMError):
 class LockTimeout(LockError):
     """Raised when the session lock was not acquired within LOCK_WAIT_TIMEOUT (policy "fail")."""
 
-    def __init__(self, session_key: str, waited: float):
-        self.session_key = session_key
+    def __init__(self, node_label: str, waited: float):
+        self.node_label = node_label
         self.waited = waited
-        super().__init__(f"session {session_key} is locked by another request ({waited:.2f} s)")
+        # The session key is a credential: never in a message that may be logged.
+        super().__init__(
+            f"a session on node {node_label} is locked by another request ({waited:.2f} s)"
+        )
