@@ -7,6 +7,8 @@ nothing reaches through another part to find a third:
 * ``registry``: nodes, stores, health, placement, guarded calls;
 * ``away``: the away marks shared through the nodes (told of every failed call);
 * ``copies``: where a session's copies are and how they are read and written;
+* ``witness`` and ``retirement``: saves, relocations and deletions fenced at each key's
+  witness node;
 * ``locker`` and ``read_only``: session locking and ``auto`` mode's memory;
 * ``writer``: SESSION_BACKUP_ASYNC's worker pool (None for synchronous writes);
 * ``rotation``: re-signs copies verified with a ``SECRET_KEY_FALLBACKS`` key;
@@ -27,9 +29,11 @@ from .hostversions import HostVersions
 from .locking import ReadOnlyRequests, SessionLocker
 from .nodes import Node
 from .registry import NodeRegistry
+from .retirement import Retirement
 from .rotation import KeyRotation
 from .stats import statistics
 from .sticky import LocalSessions, StickyCopies
+from .witness import Witness
 from .writer import BackupWriter
 
 logger = logging.getLogger(__name__)
@@ -66,6 +70,8 @@ class Cluster:
             self.local = LocalSessions(config.local_cache_entries, config.local_cache_bytes)
             self.sticky = StickyCopies(self.local, _host_versions(config, self.clock))
         self.copies = BackupSessionService(self.registry, config, self.away, self.clock)
+        self.witness = Witness(self.copies)
+        self.retirement = Retirement(self.witness, config, self.events)
         self.locker = SessionLocker(self.registry, config, self.clock)
         self.rotation = KeyRotation(self.registry, config, self.clock)
 

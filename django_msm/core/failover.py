@@ -21,6 +21,12 @@ class MoveReason(enum.Enum):
     FAILOVER = "failover"  # it lives on a failover node while a regular node is back
     LOST = "lost"  # a save found the primary copy gone but the backup alive
 
+    @property
+    def optional(self) -> bool:
+        """The home answers: a move refused without a forward (another request changed the
+        session meanwhile) may wait, and the save stays in place."""
+        return self in (MoveReason.TAKEOVER, MoveReason.FAILOVER)
+
 
 @dataclass(frozen=True)
 class Move:

@@ -1,0 +1,97 @@
+"""Issue 12: commits and relocation claims fenced at the witness (``core.witness``,
+``core.retirement``), over in-memory nodes. The rules the HTTP test
+(test_locking_under_faults.py) relies on, one by one: of two writers that loaded one revision
+only the first commits; of two movers of one key only one wins; nothing writes over a
+relocation's tombstone; a missing witness leaves the home alone to decide and forbids moves.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from django_msm.core.copies import UpdateResult
+from django_msm.core.keys import SessionId, new_id
+from django_msm.core.witness import Commit
+from django_msm.exceptions import SessionConflict
+from tests.test_backup_memory import TTL, Cluster, bk, make_cluster, pk
+
+
+@pytest.fixture
+def cluster() -> Cluster:
+    return make_cluster()
+
+
+def commit(
+    cluster: Cluster, sid: SessionId, payload: bytes, base: int, strict: bool = True
+) -> Commit:
+    copy = cluster.copy(payload, base + 1)
+    return cluster.parts.witness.commit(
+        sid, cluster.node(sid.node_id), copy, TTL, base, None, strict
+    )
+
+
+def claim(cluster: Cluster, sid: SessionId, base: int, new: SessionId) -> None:
+    cluster.parts.retirement.claim(sid, cluster.node(sid.node_id), base, new, TTL)
+
+
+def test_of_two_locked_writers_of_one_revision_only_the_first_commits(cluster: Cluster) -> None:
+    sid, _ = cluster.session("n1")
+    assert commit(cluster, sid, b'{"n":2}', base=1).result is UpdateResult.STORED
+    with pytest.raises(SessionConflict) as refused:
+        commit(cluster, sid, b'{"n":2,"late":1}', base=1)
+    assert refused.value.moved_to is None
+    for node, key in (("n1", pk(sid)), ("n2", bk(sid))):
+        assert cluster.stored(node, key).payload == b'{"n":2}'  # the refused save left no trace
+
+
+def test_unlocked_writers_keep_last_writer_wins(cluster: Cluster) -> None:
+    sid, _ = cluster.session("n1")
+    commit(cluster, sid, b'{"n":2}', base=1, strict=False)
+    assert commit(cluster, sid, b'{"n":9}', base=1, strict=False).result is UpdateResult.STORED
+    assert cluster.stored("n2", bk(sid)).payload == b'{"n":9}'
+
+
+def test_a_key_is_moved_once_and_the_loser_learns_where(cluster: Cluster) -> None:
+    sid, _ = cluster.session("n1")
+    first, second = new_id("n3"), new_id("n2")
+    claim(cluster, sid, 1, first)
+    with pytest.raises(SessionConflict) as refused:
+        claim(cluster, sid, 1, second)
+    assert refused.value.moved_to == str(first)
+    cluster.parts.retirement.retire(sid, cluster.node("n1"))  # the winner's next step
+    assert cluster.load(sid).moved_to == str(first)  # the signed forward in the tombstone
+
+
+def test_nothing_commits_over_a_relocation(cluster: Cluster) -> None:
+    sid, _ = cluster.session("n1")
+    moved = new_id("n3")
+    claim(cluster, sid, 1, moved)
+    for strict in (True, False):
+        with pytest.raises(SessionConflict) as refused:
+            commit(cluster, sid, b'{"n":2}', base=1, strict=strict)
+        assert refused.value.moved_to == str(moved)
+
+
+def test_a_move_from_a_stale_revision_is_refused(cluster: Cluster) -> None:
+    sid, _ = cluster.session("n1")
+    commit(cluster, sid, b'{"n":2}', base=1)  # committed after the mover loaded revision 1
+    with pytest.raises(SessionConflict):
+        claim(cluster, sid, 1, new_id("n3"))
+
+
+def test_without_its_witness_the_home_decides_and_no_move_is_allowed(cluster: Cluster) -> None:
+    sid, _ = cluster.session("n1")
+    cluster.store("n2").down = True
+    assert commit(cluster, sid, b'{"n":2}', base=1).result is UpdateResult.STORED
+    assert cluster.stored("n1", pk(sid)).payload == b'{"n":2}'
+    assert cluster.stored("n3", bk(sid)).payload == b'{"n":2}'  # a copy past the witness
+    with pytest.raises(SessionConflict):
+        claim(cluster, sid, 2, new_id("n3"))
+
+
+def test_a_home_that_fails_after_the_witness_commit_loses_nothing(cluster: Cluster) -> None:
+    sid, _ = cluster.session("n1")
+    cluster.store("n1").down = True
+    done = commit(cluster, sid, b'{"n":2}', base=1)
+    assert (done.result, done.at_witness) == (UpdateResult.LOST, True)  # the caller moves it
+    assert cluster.stored("n2", bk(sid)).payload == b'{"n":2}'
