@@ -89,9 +89,10 @@ class Retirement:
         if token is None:
             return False
         try:
-            return self.witness.cas(primary, self.keys.primary(sid), tombstone, ttl, token)
+            claimed = self.witness.cas(primary, self.keys.primary(sid), tombstone, ttl, token)
         except NodeUnavailable:
             return False
+        return claimed is not None
 
     def retire(self, sid: SessionId, primary: Node) -> None:
         """After a won claim every other copy of K goes; the witness keeps the tombstone.
@@ -139,7 +140,7 @@ class Retirement:
                 current = self.copies._decode(node, stored)
                 if current is not None and current.is_tombstone:
                     return True  # retired already: a relocation's forward stays
-                if self.witness.cas(node, key, tombstone, ttl, token):
+                if self.witness.cas(node, key, tombstone, ttl, token) is not None:
                     return True
         except NodeUnavailable:
             return False

@@ -86,15 +86,22 @@ class Witness:
         Raises NodeUnavailable when neither the witness nor the home took the copy.
         """
         data = self.copies.pack(copy)
-        witnessed = self._compare_and_set(sid, primary, data, ttl, base, strict)
+        witnessed, mine = self._compare_and_set(sid, primary, data, ttl, base, strict)
         if witnessed is Witnessed.SUPERSEDED:
             statistics.incr("saves_superseded")
             return Commit(UpdateResult.STORED, None, False)
         if witnessed is Witnessed.COMMITTED:
-            return self._after_witness(sid, primary, data, ttl, home_token, strict)
-        outcome, token = self._write_home(sid, primary, data, ttl, home_token)
-        if outcome is Home.CHANGED:
-            return self._home_changed(sid, primary, strict)
+            assert mine is not None
+            return self._after_witness(sid, primary, data, ttl, home_token, mine)
+        outcome, token = self._write_home(
+            sid, primary, data, ttl, home_token,
+            lambda held: self._replaceable(primary, held, strict),
+        )
+        if outcome is Home.CHANGED:  # locked: its lock lapsed; unlocked: lost three races
+            statistics.incr("save_conflicts" if strict else "saves_superseded")
+            if strict:
+                raise SessionConflict
+            return Commit(UpdateResult.STORED, None, False)
         if outcome is Home.MISSING:
             return Commit(self.copies._after_primary_miss(sid, primary), None, False)
         statistics.incr("saves")
@@ -103,41 +110,46 @@ class Witness:
 
     def _after_witness(
         self, sid: SessionId, primary: Node, data: bytes, ttl: int,
-        home_token: bytes | None, strict: bool,
+        home_token: bytes | None, mine: bytes,
     ) -> Commit:
-        """The witness committed: write the home. Whatever the home answers, the save stands."""
+        """The witness committed (its copy's version is ``mine``): write the home. The home
+        follows the witness: another save's copy there is replaced while no save passed the
+        witness after this one. Whatever the home answers, the save stands."""
         try:
-            outcome, token = self._write_home(sid, primary, data, ttl, home_token)
+            outcome, token = self._write_home(
+                sid, primary, data, ttl, home_token, lambda _: self._latest(sid, primary, mine)
+            )
         except NodeUnavailable:
             # Not lost (the witness has it): the caller moves the session from this copy.
             statistics.incr("saves_home_unknown")
             return Commit(UpdateResult.LOST, None, True)
         if outcome is Home.MISSING:
             return Commit(UpdateResult.LOST, None, True)
-        if outcome is Home.CHANGED:
-            # Unlocked: a later writer passed the witness after this one and wrote the home
-            # first (it wins). Locked: a home-only commit while this process reached the
-            # witness and another did not. Left as it is: the home is never written blind.
-            statistics.incr("saves_home_diverged")
-            if strict:
-                logger.warning("a session's home copy on node %s changed under its lock; the "
-                               "witness keeps this request's copy", primary.label)
+        if outcome is Home.CHANGED:  # a later save passed the witness: the home is its to write
+            statistics.incr("saves_superseded")
             return Commit(UpdateResult.STORED, None, True)
         statistics.incr("saves")
         return Commit(UpdateResult.STORED, token, True)
 
-    def _home_changed(self, sid: SessionId, primary: Node, strict: bool) -> Commit:
-        """A home-only commit found another copy than the one loaded: refused when locked (its
-        lock lapsed), superseded when not, unless the home holds a tombstone."""
+    def _latest(self, sid: SessionId, primary: Node, mine: bytes) -> bool:
+        """True while the witness still holds this save's copy (no save passed it since)."""
+        node, key = self.node(primary), self.keys.backup(sid)
+        assert node is not None
+        try:
+            return self.registry.call(node, lambda s: s.version(key)) == mine
+        except NodeUnavailable:
+            return False
+
+    def _replaceable(self, primary: Node, held: bytes, strict: bool) -> bool:
+        """Whether a home-only save replaces another save's copy at the home: never when
+        locked (its lock lapsed), never a tombstone (SessionConflict); else the last writer
+        wins."""
         if strict:
-            statistics.incr("save_conflicts")
-            raise SessionConflict
-        key = self.keys.primary(sid)
-        current = self.copies._decode(primary, self.registry.call(primary, lambda s: s.get(key)))
+            return False
+        current = self.copies._decode(primary, held)
         if current is not None:
             self._refuse_tombstone(current)
-        statistics.incr("saves_superseded")
-        return Commit(UpdateResult.STORED, None, False)
+        return True
 
     def later(
         self, sid: SessionId, primary: Node, copy: Copy, ttl: int, base: int,
@@ -171,7 +183,7 @@ class Witness:
     def swap(self, sid: SessionId, primary: Node, data: bytes, ttl: int, base: int) -> bool:
         """Replace the witness copy of K by ``data`` under the strict check (SessionConflict),
         or create it where there is none; False if the witness cannot be reached."""
-        witnessed = self._compare_and_set(sid, primary, data, ttl, base, True)
+        witnessed, _ = self._compare_and_set(sid, primary, data, ttl, base, True)
         if witnessed is Witnessed.MISSING:
             return self._add_at_witness(sid, primary, data, ttl)
         return witnessed is Witnessed.COMMITTED
@@ -180,32 +192,33 @@ class Witness:
         """The stored bytes at ``key`` and their version token (NodeUnavailable)."""
         return self.registry.call(node, lambda s: s.get_versioned(key))
 
-    def cas(self, node: Node, key: str, data: bytes, ttl: int, token: bytes) -> bool:
-        """``Store.replace_if_version``: True if ``data`` replaced the item of version ``token``
-        (False: it changed since, or is gone). Raises NodeUnavailable."""
-        written = self.registry.call(node, lambda s: s.replace_if_version(key, data, ttl, token))
-        return written is not None
+    def cas(self, node: Node, key: str, data: bytes, ttl: int, token: bytes) -> bytes | None:
+        """``Store.replace_if_version``: the new version if ``data`` replaced the item of
+        version ``token``, None if it changed since or is gone. Raises NodeUnavailable."""
+        return self.registry.call(node, lambda s: s.replace_if_version(key, data, ttl, token))
 
     # -- internals ------------------------------------------------------------------------
     def _compare_and_set(
         self, sid: SessionId, primary: Node, data: bytes, ttl: int, base: int, strict: bool
-    ) -> Witnessed:
+    ) -> tuple[Witnessed, bytes | None]:
+        """Write ``data`` at the witness after ``_check``; its new version when COMMITTED."""
         node = self.node(primary)
         if node is None:
-            return Witnessed.UNREACHABLE
+            return Witnessed.UNREACHABLE, None
         key = self.keys.backup(sid)
         try:
             for attempt in range(CAS_ATTEMPTS):
                 stored, token = self.read(node, key)
                 if stored is None or token is None:
-                    return Witnessed.MISSING
+                    return Witnessed.MISSING, None
                 self._check(node, stored, base, strict)
                 if attempt and not strict:
-                    return Witnessed.SUPERSEDED  # a write landed between the read and the CAS
-                if self.cas(node, key, data, ttl, token):
-                    return Witnessed.COMMITTED
+                    return Witnessed.SUPERSEDED, None  # a write landed between read and CAS
+                written = self.cas(node, key, data, ttl, token)
+                if written is not None:
+                    return Witnessed.COMMITTED, written
         except NodeUnavailable:
-            return Witnessed.UNREACHABLE  # a write that timed out may still land: harmless
+            return Witnessed.UNREACHABLE, None  # a write that timed out may still land
         statistics.incr("save_conflicts")
         raise SessionConflict
 
@@ -227,21 +240,26 @@ class Witness:
             raise SessionConflict(moved_to, deleted=moved_to is None)
 
     def _write_home(
-        self, sid: SessionId, primary: Node, data: bytes, ttl: int, token: bytes | None
+        self, sid: SessionId, primary: Node, data: bytes, ttl: int, token: bytes | None,
+        may_replace: Callable[[bytes], bool],
     ) -> tuple[Home, bytes | None]:
-        """Compare-and-set the home copy against the loaded version (a plain replace when this
-        request did not load it from the home); which failure it was costs a second call."""
+        """Compare-and-set the home copy against ``token``, the version this request loaded (a
+        plain replace when it did not load it from the home). When the home holds another
+        copy, ``may_replace(held)`` decides whether this save replaces it after all."""
         key = self.keys.primary(sid)
         if token is None:
             written = self.registry.call(primary, lambda s: s.replace_versioned(key, data, ttl))
             return (Home.MISSING, None) if written is None else (Home.STORED, written)
-        written = self.registry.call(
-            primary, lambda s: s.replace_if_version(key, data, ttl, token)
-        )
-        if written is not None:
-            return Home.STORED, written
-        present = self.registry.call(primary, lambda s: s.version(key)) is not None
-        return (Home.CHANGED if present else Home.MISSING), None
+        for _ in range(CAS_ATTEMPTS):
+            written = self.cas(primary, key, data, ttl, token)
+            if written is not None:
+                return Home.STORED, written
+            held, token = self.read(primary, key)
+            if held is None or token is None:
+                return Home.MISSING, None
+            if not may_replace(held):
+                break
+        return Home.CHANGED, None
 
     def _add_at_witness(self, sid: SessionId, primary: Node, data: bytes, ttl: int) -> bool:
         node, key = self.node(primary), self.keys.backup(sid)
