@@ -38,7 +38,7 @@ def moved_meanwhile(request: HttpRequest) -> HttpResponse:
     key = request.session.session_key
     node = next(n for n in NODES if n.node_id == node_of(key))
     with raw_client(node) as client:
-        client.delete(key)  # the home restarted empty, as the other request saw it
+        client.delete(key, noreply=False)  # the home restarted empty, as the other saw it
     other = SessionStore(key)
     other["n"] = 100
     other.save()
