@@ -186,3 +186,37 @@ def test_an_asynchronous_write_never_lands_over_a_relocation() -> None:
     write()
     assert cluster.load(sid).moved_to == str(moved)
     assert cluster.stored("n1", pk(sid)) is None  # nothing written under the old key
+
+
+def test_a_save_of_the_loaded_copy_commits_without_reading_the_witness(cluster: Cluster) -> None:
+    """Versions that follow the bytes: the witness copy's version is known from the home's."""
+    sid, _ = cluster.session("n1")
+    token = cluster.load(sid).token
+    cluster.forget_calls()
+    commit(cluster, sid, b'{"n":2}', base=1, token=token)
+    assert cluster.calls()["n2"] == [("replace_if_version", bk(sid))]
+    assert cluster.calls()["n1"] == [("replace_if_version", pk(sid))]
+
+
+def test_without_byte_derived_versions_the_witness_is_read_first(cluster: Cluster) -> None:
+    """memcached's CAS values of two nodes may coincide: a guess could pass a tombstone."""
+    sid, _ = cluster.session("n1")
+    token = cluster.load(sid).token
+    cluster.store("n2").tokens_follow_bytes = False
+    cluster.forget_calls()
+    commit(cluster, sid, b'{"n":2}', base=1, token=token)
+    assert [op for op, _ in cluster.calls()["n2"]] == ["get", "replace_if_version"]
+
+
+def test_the_read_free_save_still_meets_every_refusal(cluster: Cluster) -> None:
+    sid, _ = cluster.session("n1")
+    token = cluster.load(sid).token
+    commit(cluster, sid, b'{"n":2}', base=1, token=token)
+    with pytest.raises(SessionConflict) as refused:  # a locked writer of the same revision
+        commit(cluster, sid, b'{"n":2,"late":1}', base=1, token=token)
+    assert refused.value.moved_to is None
+    moved, loaded = new_id("n3"), cluster.load(sid)
+    claim(cluster, sid, loaded.copy.revision, moved)
+    with pytest.raises(SessionConflict) as refused:  # unlocked, over the move's tombstone
+        commit(cluster, sid, b'{"n":3}', base=2, strict=False, token=loaded.token)
+    assert refused.value.moved_to == str(moved)

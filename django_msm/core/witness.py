@@ -86,7 +86,9 @@ class Witness:
         Raises NodeUnavailable when neither the witness nor the home took the copy.
         """
         data = self.copies.pack(copy)
-        witnessed, mine = self._compare_and_set(sid, primary, data, ttl, base, strict)
+        witnessed, mine = self._compare_and_set(
+            sid, primary, data, ttl, base, strict, expected=home_token
+        )
         if witnessed is Witnessed.SUPERSEDED:
             statistics.incr("saves_superseded")
             return Commit(UpdateResult.STORED, None, False)
@@ -199,14 +201,28 @@ class Witness:
 
     # -- internals ------------------------------------------------------------------------
     def _compare_and_set(
-        self, sid: SessionId, primary: Node, data: bytes, ttl: int, base: int, strict: bool
+        self, sid: SessionId, primary: Node, data: bytes, ttl: int, base: int, strict: bool,
+        expected: bytes | None = None,
     ) -> tuple[Witnessed, bytes | None]:
-        """Write ``data`` at the witness after ``_check``; its new version when COMMITTED."""
+        """Write ``data`` at the witness after ``_check``; its new version when COMMITTED.
+
+        ``expected``: the version of the copy this request loaded from the home. Where versions
+        follow the bytes (``Store.tokens_follow_bytes``) it is also the witness copy's version
+        while the witness holds that very copy, a session copy of revision ``base``, which
+        passes the check: one compare-and-set then commits without reading the witness first.
+        """
         node = self.node(primary)
         if node is None:
             return Witnessed.UNREACHABLE, None
         key = self.keys.backup(sid)
+        stores = self.registry.stores
         try:
+            if expected is not None and all(
+                stores[n].tokens_follow_bytes for n in (primary, node)
+            ):
+                written = self.cas(node, key, data, ttl, expected)
+                if written is not None:
+                    return Witnessed.COMMITTED, written
             for attempt in range(CAS_ATTEMPTS):
                 stored, token = self.read(node, key)
                 if stored is None or token is None:

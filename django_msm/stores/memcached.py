@@ -104,6 +104,8 @@ def _wrap_errors(method: Callable[..., T]) -> Callable[..., T]:
 class MemcachedStore(Store):
     """A memcached node: pooled pymemcache client with bounded connect and operation timeouts."""
 
+    tokens_follow_bytes = False  # CAS values: a per-server counter, new on every write
+
     def __init__(
         self,
         node: Node,
