@@ -33,9 +33,7 @@ Located = tuple[SessionId, Node]
 class Retirement:
     """Relocations and deletions of session keys, fenced at their witness."""
 
-    def __init__(
-        self, witness: Witness, config: MsmConfig, events: ClusterEvents
-    ):
+    def __init__(self, witness: Witness, config: MsmConfig, events: ClusterEvents):
         self.witness = witness
         self.copies: BackupSessionService = witness.copies
         self.registry = witness.registry
@@ -56,8 +54,8 @@ class Retirement:
             self.claim(old_sid, old_node, base, new_sid, ttl, home_token)
         except SessionConflict:
             new_node = self.registry.node_for(new_sid)
-            if new_node is not None:
-                self.delete(new_sid, new_node, ttl, copy.revision)
+            if new_node is not None:  # no client saw it: removed, not counted as a deletion
+                self._remove(new_sid, new_node, ttl, copy.revision)
             raise
         self.retire(old_sid, old_node)
         logger.info("a session moved from node %s to node %s (%s)",
@@ -113,6 +111,9 @@ class Retirement:
         forward stays) and every other copy removed. Where the witness does not take it,
         tombstones wherever a copy may live (``bury``)."""
         statistics.incr("deletes")
+        self._remove(sid, primary, ttl, revision)
+
+    def _remove(self, sid: SessionId, primary: Node, ttl: int, revision: int) -> None:
         if self.witness.node(primary) is None:  # a single node: no other copy to stop
             key = self.keys.primary(sid)
             if not self.copies._try(primary, lambda store: store.delete(key)):
