@@ -11,6 +11,7 @@
     ├── SessionKeyTaken          a create under a given key found it taken (Django's CreateError)
     ├── SessionDeleted           an update found the session gone (Django's UpdateError)
     ├── CorruptCopy              stored bytes failed the signature or could not be decoded
+    ├── SessionConflict          a save lost to a concurrent write or relocation: nothing stored
     └── LockError
         └── LockTimeout          the session lock could not be had within the wait budget
 
@@ -100,6 +101,19 @@ class SessionDeleted(MSMError):
 
 class CorruptCopy(MSMError):
     """Raised when stored bytes fail their signature or cannot be decoded."""
+
+
+class SessionConflict(MSMError):
+    """Raised by a save that the session's witness refused: another request committed, moved
+    or deleted the session since this one loaded it (its lock lapsed, or it ran unlocked).
+    Nothing of this request's changes was stored; the middleware answers 503 with
+    ``Retry-After``, and with the new key's cookie when the session moved (``moved_to``)."""
+
+    def __init__(self, moved_to: str | None = None, deleted: bool = False):
+        self.moved_to = moved_to
+        self.deleted = deleted  # retired without a forward: logged out meanwhile
+        reason = "moved" if moved_to else "deleted" if deleted else "changed"
+        super().__init__(f"the session was {reason} by another request; this save was refused")
 
 
 class LockError(MSMError):

@@ -14,6 +14,9 @@ async views) and adds:
   locks its session (lazily, at the first load). The lock is released after the session is
   saved, on every path: normal responses, exceptions, 5xx, flush, login, relocation, streaming
   responses. A lock that cannot be had answers 503 with ``Retry-After`` (policy "fail").
+* a save refused by the session's witness (``SessionConflict``: another request moved or
+  changed the session meanwhile) answers 503 with ``Retry-After: 1``; nothing of the request's
+  session changes was stored, and when the session moved the response carries its new key.
 * per-request statistics (requests with and without a session).
 * the client of the request (``META``) for the per-user index's IP address and user agent,
   when USER_SESSIONS_RECORD_IP or _USER_AGENT is on; read only when an entry is written.
@@ -25,13 +28,14 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from .core.config import LockingMode, MsmConfig
 from .core.stats import statistics
-from .exceptions import LockTimeout
+from .exceptions import LockTimeout, SessionConflict
 from .runtime import get_cluster, get_config
 
 
@@ -109,6 +113,8 @@ class SessionMiddleware(DjangoSessionMiddleware):
         statistics.incr("requests_with_session" if with_session else "requests_without_session")
         try:
             return super().process_response(request, response)
+        except SessionConflict as conflict:
+            return _refused_save(session, conflict)
         finally:
             release = getattr(session, "release_lock", None)
             if release is not None:
@@ -116,6 +122,25 @@ class SessionMiddleware(DjangoSessionMiddleware):
             kind = getattr(request, "_msm_kind", None)
             if kind is not None and session.accessed:
                 get_cluster().read_only.observe(kind, modified)
+
+
+def _refused_save(session: SessionBase, conflict: SessionConflict) -> HttpResponse:
+    """503: this request's session changes were not stored. A retry is safe; when the session
+    moved, the cookie leads there (as Django's middleware would set it)."""
+    response = HttpResponse("The session changed meanwhile; retry.", status=503)
+    response["Retry-After"] = "1"
+    if conflict.moved_to is not None:
+        response.set_cookie(
+            settings.SESSION_COOKIE_NAME,
+            conflict.moved_to,
+            max_age=None if session.get_expire_at_browser_close() else session.get_expiry_age(),
+            domain=settings.SESSION_COOKIE_DOMAIN,
+            path=settings.SESSION_COOKIE_PATH,
+            secure=settings.SESSION_COOKIE_SECURE,
+            httponly=settings.SESSION_COOKIE_HTTPONLY,
+            samesite=settings.SESSION_COOKIE_SAMESITE,
+        )
+    return response
 
 
 def _mode_wants_lock(config: MsmConfig, request: HttpRequest) -> bool:

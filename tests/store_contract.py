@@ -219,10 +219,13 @@ class StoreContract:
 
     def test_identical_bytes_rewritten(self, store: Store) -> None:
         """Derived tokens are ``value_token`` of the bytes; server versions move on every write."""
+        assert store.tokens_follow_bytes is self.tokens_follow_bytes  # what the core relies on
         token = store.add_versioned(KEY, VALUE, 100)
         again = store.replace_versioned(KEY, VALUE, 100)
         if self.tokens_follow_bytes:
             assert token == again == store.version(KEY) == value_token(VALUE)
+            written = store.cas(KEY, b"other", 100, again)
+            assert written == value_token(b"other") == store.get_versioned(KEY)[1]
         else:
             assert again is not None and again != token
 

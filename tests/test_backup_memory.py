@@ -26,7 +26,14 @@ from django_msm.core.keys import SessionId, new_id
 from django_msm.core.nodes import Node
 from django_msm.core.registry import NodeRegistry
 from django_msm.core.repairstate import RepairState
-from django_msm.exceptions import NodeUnavailable, NoNodesAvailable, SessionTooLarge
+from django_msm.core.retirement import Retirement
+from django_msm.core.witness import Witness
+from django_msm.exceptions import (
+    NodeUnavailable,
+    NoNodesAvailable,
+    SessionConflict,
+    SessionTooLarge,
+)
 from django_msm.runtime import get_config, reset_registry
 from django_msm.session import SessionStore
 from django_msm.stores.memory import InMemoryStore
@@ -86,6 +93,10 @@ class Cluster:
 
     def load(self, sid: SessionId) -> Loaded:
         return self.service.load(sid, self.node(sid.node_id))
+
+    def delete(self, sid: SessionId, revision: int) -> None:
+        """A logout: the witness keeps a tombstone, every other copy goes."""
+        self.parts.retirement.delete(sid, self.node(sid.node_id), TTL, revision)
 
     def update(self, sid: SessionId, copy: Copy) -> UpdateResult:
         result, _token = self.service.update(sid, self.node(sid.node_id), copy, TTL)
@@ -254,12 +265,14 @@ def test_update_rewrites_both_copies(cluster: Cluster) -> None:
 
 def test_update_of_a_deleted_session_writes_nothing(cluster: Cluster) -> None:
     sid, copy = cluster.session("n1")
-    cluster.service.delete(sid, cluster.node("n1"), TTL, copy.revision)
+    cluster.delete(sid, copy.revision)
     cluster.forget_calls()
     assert cluster.update(sid, cluster.copy(revision=2)) is UpdateResult.DELETED
     ops = {op for calls in cluster.calls().values() for op, _ in calls}
     assert ops <= {"replace", "get"}
-    assert all(cluster.stored(n, k) is None for n in ("n1", "n2", "n3") for k in (pk(sid), bk(sid)))
+    assert all(cluster.stored(n, pk(sid)) is None for n in ("n1", "n2", "n3"))
+    assert cluster.stored("n2", bk(sid)).is_tombstone  # the witness's, left by the deletion
+    assert cluster.stored("n3", bk(sid)) is None
 
 
 def test_primary_lost_with_backup_alive_is_lost(cluster: Cluster) -> None:
@@ -294,17 +307,27 @@ def test_touch_repairs_a_missing_backup(cluster: Cluster) -> None:
     assert cluster.stored("n2", bk(sid)) == copy
 
 
-def test_delete_removes_every_copy_and_leaves_no_tombstone(cluster: Cluster) -> None:
+def test_delete_leaves_only_a_tombstone_at_the_witness(cluster: Cluster) -> None:
+    """Issue 12 (LOCK-DESIGN limit 4): the witness keeps a tombstone, so a request that loaded
+    the session before the logout cannot bring it back by moving it (a claim never ``add``s
+    over it)."""
     sid, copy = cluster.session("n1")
-    cluster.service.delete(sid, cluster.node("n1"), TTL, copy.revision)
-    assert all(cluster.stored(n, k) is None for n in ("n1", "n2", "n3") for k in (pk(sid), bk(sid)))
+    cluster.store("n3").set(bk(sid), cluster.service.pack(copy), TTL)  # an old copy past it
+    cluster.delete(sid, copy.revision)
+    tombstone = cluster.stored("n2", bk(sid))
+    assert tombstone is not None and tombstone.is_tombstone and tombstone.payload == b""
+    assert tombstone.revision == copy.revision + 1
+    assert cluster.stored("n1", pk(sid)) is None and cluster.stored("n3", bk(sid)) is None
     assert cluster.load(sid) == Loaded()
+    with pytest.raises(SessionConflict) as refused:
+        cluster.parts.retirement.claim(sid, cluster.node("n1"), copy.revision, new_id("n3"), TTL)
+    assert (refused.value.moved_to, refused.value.deleted) == (None, True)
 
 
 def test_delete_with_the_backup_node_down_leaves_tombstones(cluster: Cluster) -> None:
     sid, copy = cluster.session("n1")
     cluster.store("n2").down = True
-    cluster.service.delete(sid, cluster.node("n1"), TTL, copy.revision)
+    cluster.delete(sid, copy.revision)
     for node_id, key in (("n1", pk(sid)), ("n3", bk(sid))):
         tombstone = cluster.stored(node_id, key)
         assert tombstone is not None and tombstone.kind is Kind.TOMBSTONE
@@ -353,7 +376,7 @@ def test_primary_restarted_empty_serves_the_backup_and_relocates(cluster: Cluste
 def test_primary_down_and_backup_tombstone_is_a_miss(cluster: Cluster) -> None:
     sid, copy = cluster.session("n1")
     cluster.store("n1").down = True
-    cluster.service.delete(sid, cluster.node("n1"), TTL, copy.revision)
+    cluster.delete(sid, copy.revision)
     assert cluster.load(sid) == Loaded()
 
 
@@ -385,7 +408,7 @@ def test_session_deleted_while_its_primary_was_away_stays_deleted(cluster: Clust
     sid, copy = cluster.session("n1")
     cluster.clock.advance(1.0)
     cluster.store("n1").down = True  # a split: n1 keeps its copy
-    cluster.service.delete(sid, cluster.node("n1"), TTL, copy.revision)
+    cluster.delete(sid, copy.revision)
     rejoin(cluster, "n1")
     assert cluster.stored("n1", pk(sid)) == copy  # the stale copy is still there...
     assert cluster.load(sid) == Loaded()  # ...and is not served
@@ -422,7 +445,7 @@ def test_a_verification_that_cannot_read_the_backups_marks_nothing(cluster: Clus
     it is served (nothing says otherwise), but not trusted: the next read checks again."""
     sid, copy = cluster.session("n1")
     cluster.store("n1").down = True
-    cluster.service.delete(sid, cluster.node("n1"), TTL, copy.revision)
+    cluster.delete(sid, copy.revision)
     rejoin(cluster, "n1")
     cluster.store("n2").down = cluster.store("n3").down = True
     assert cluster.load(sid).copy == copy
@@ -438,8 +461,9 @@ def test_a_tombstone_beats_any_session_copy_whatever_clocks_wrote_them(
     """A logout on an app host whose clock is a minute behind the one that wrote the session."""
     sid, copy = cluster.session("n1")
     cluster.store("n2").down = True
-    behind = BackupSessionService(cluster.registry, cluster.parts.config, cluster.parts.away,
+    copies = BackupSessionService(cluster.registry, cluster.parts.config, cluster.parts.away,
                                   FakeClock(wall=cluster.clock.time() - 60))
+    behind = Retirement(Witness(copies), cluster.parts.config, cluster.parts.events)
     behind.delete(sid, cluster.node("n1"), TTL, copy.revision)
     rejoin(cluster, "n2")
     cluster.store("n1").down = True
@@ -471,7 +495,7 @@ def test_session_deleted_while_the_backup_node_was_away_stays_deleted(cluster: C
     sid, copy = cluster.session("n1")
     cluster.clock.advance(1.0)
     cluster.store("n2").down = True
-    cluster.service.delete(sid, cluster.node("n1"), TTL, copy.revision)
+    cluster.delete(sid, copy.revision)
     rejoin(cluster, "n2")
     cluster.store("n1").down = True
     assert cluster.load(sid).copy is None
@@ -576,7 +600,7 @@ def test_a_process_that_never_saw_the_split_does_not_resurrect(cluster: Cluster)
     sid, copy = cluster.session("n1")
     cluster.clock.advance(1.0)
     cluster.store("n1").down = True  # split from this process only
-    cluster.service.delete(sid, cluster.node("n1"), TTL, copy.revision)
+    cluster.delete(sid, copy.revision)
     cluster.store("n1").down = False
     other = _second_process(cluster)
     assert other.load(sid).copy is None
@@ -600,16 +624,28 @@ def test_away_marks_are_read_at_most_every_interval(cluster: Cluster) -> None:
 def test_a_relocation_leaves_a_forward_and_a_logout_does_not(cluster: Cluster) -> None:
     moved, copy = cluster.session("n1")
     new, _ = cluster.session("n2")
-    cluster.service.delete(moved, cluster.node("n1"), TTL, copy.revision, moved_to=new)
+    cluster.parts.retirement.claim(moved, cluster.node("n1"), copy.revision, new, TTL)
+    cluster.parts.retirement.retire(moved, cluster.node("n1"))
     assert cluster.load(moved) == Loaded(moved_to=str(new))
     gone, copy = cluster.session("n3")
-    cluster.service.delete(gone, cluster.node("n3"), TTL, copy.revision)
+    cluster.delete(gone, copy.revision)
     assert cluster.load(gone) == Loaded()
 
 
-def test_a_forward_is_found_beside_a_tombstone_when_the_primary_is_away(cluster: Cluster) -> None:
+def test_a_forward_is_found_in_the_witness_tombstone_when_the_primary_is_away(
+    cluster: Cluster,
+) -> None:
     moved, copy = cluster.session("n1")
     new, _ = cluster.session("n2")
     cluster.store("n1").down = True
-    cluster.service.delete(moved, cluster.node("n1"), TTL, copy.revision, moved_to=new)
+    cluster.parts.retirement.claim(moved, cluster.node("n1"), copy.revision, new, TTL)
+    cluster.parts.retirement.retire(moved, cluster.node("n1"))
+    assert cluster.load(moved) == Loaded(moved_to=str(new))
+
+
+def test_a_logout_never_writes_over_a_relocation_tombstone(cluster: Cluster) -> None:
+    moved, copy = cluster.session("n1")
+    new, _ = cluster.session("n2")
+    cluster.parts.retirement.claim(moved, cluster.node("n1"), copy.revision, new, TTL)
+    cluster.delete(moved, copy.revision)  # a request that loaded it earlier logs out
     assert cluster.load(moved) == Loaded(moved_to=str(new))

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from django_msm.runtime import reset_registry
+from django_msm.core.envelope import unpack
+from django_msm.runtime import get_config, reset_registry
 from tests import failover_scenarios as scenarios
 from tests.servers import (
     MemcachedProcess,
@@ -121,7 +122,9 @@ def test_backup_lives_on_the_next_node_in_configured_order(memcached_nodes) -> N
 
 
 def test_deleted_session_leaves_no_copy_anywhere(memcached_nodes) -> None:
+    """Only the witness's tombstone stays (issue 12): no copy of the session's data."""
     nodes = memcached_nodes(3)
+    following = {"n1": nodes[1], "n2": nodes[2], "n3": nodes[0]}
     with msm_settings(nodes):
         users = new_visitors("x", 30)
         for user in users:
@@ -130,10 +133,15 @@ def test_deleted_session_leaves_no_copy_anywhere(memcached_nodes) -> None:
         for user in users:
             assert user.request("/logout/") == {}
             assert user.key is None
+        signing = get_config().signing_keys
         for key in keys:
+            witness = following[node_of(key)]
             for node in nodes:
                 assert raw_get(node, key) is None, f"{key} left on {node.spec}"
-                assert raw_get(node, f"bak:{key}") is None, f"bak:{key} left on {node.spec}"
+                if node is not witness:
+                    assert raw_get(node, f"bak:{key}") is None, f"bak:{key} on {node.spec}"
+            tombstone = unpack(raw_get(witness, f"bak:{key}"), signing)
+            assert tombstone.is_tombstone and tombstone.payload == b""
             assert_gone(key)
 
 

@@ -122,6 +122,24 @@ def test_lock_timeout_answers_503_with_retry_after(memcached_nodes):
         assert SessionStore(key).load()["n"] == 0
 
 
+def test_a_request_that_outlived_its_lock_is_refused_not_written(memcached_nodes):
+    """Issue 12: the next holder's increment stands; the late one answers 503, stores nothing."""
+    with _msm(memcached_nodes(2), LOCKING_MODE="all", LOCK_EXPIRATION=1.0, LOCK_WAIT_TIMEOUT=6.0):
+        key = _session_with({"n": 0})
+        late: list[int] = []
+        slow = threading.Thread(
+            target=lambda: late.append(_client(key).get("/count/?delay=3.5").status_code)
+        )
+        slow.start()
+        deadline = time.monotonic() + 5
+        while _lock_is_free(key) and time.monotonic() < deadline:  # the slow request holds it
+            time.sleep(0.01)
+        assert _client(key).get("/count/").status_code == 200  # once the slow one's lock lapsed
+        slow.join(timeout=30)
+        assert late == [503]
+        assert SessionStore(key).load()["n"] == 1
+
+
 def test_proceed_policy_runs_unlocked(memcached_nodes):
     servers = memcached_nodes(2)
     with _msm(servers, LOCKING_MODE="all", LOCK_WAIT_TIMEOUT=0.2, LOCK_TIMEOUT_POLICY="proceed"):

@@ -175,7 +175,8 @@ def test_a_lock_lives_for_its_whole_lock_expiration(
 ) -> None:
     """Requests far shorter than LOCK_EXPIRATION never lose their lock, so never an update.
 
-    Only a request that runs *past* LOCK_EXPIRATION goes unfenced (README). memcached counts
+    Only a request that runs *past* LOCK_EXPIRATION loses it, and its save is then refused
+    (README; test_locking.py). memcached counts
     TTLs in whole seconds of its own clock, so a TTL of ``ceil(LOCK_EXPIRATION)`` ends at the
     next tick(s): anywhere from ``LOCK_EXPIRATION - 1`` s to ``LOCK_EXPIRATION`` after it was set.
     """

@@ -102,7 +102,7 @@ def test_a_tombstone_anywhere_retires_every_copy_and_is_kept_in_two_places() -> 
     cluster, _ = make()
     sid, copy = session(cluster, "n2")
     store(cluster, "n2").down = True
-    cluster.copies.delete(sid, node(cluster, "n2"), TTL, copy.revision)
+    cluster.retirement.delete(sid, node(cluster, "n2"), TTL, copy.revision)
     store(cluster, "n2").down = False
     assert held(cluster, "n2", str(sid)) == copy  # stale
     report = repair(cluster)

@@ -59,3 +59,24 @@ def test_restarted_node_is_back_after_one_failure(memcached_nodes, settings) -> 
         break
     assert registry.health[node].state.value == "up"
     assert failures <= 1, f"{failures} failures after the restart: stale pooled connections"
+
+
+def test_dropping_connections_leaves_those_in_use_open(memcached_nodes, settings) -> None:
+    """A failed call drops the pooled connections, but only the idle ones: closing one that
+    another thread is in the middle of using made that thread's call raise AttributeError (a
+    500 under a node pause, test_locking_under_faults.py)."""
+    (server,) = memcached_nodes(1)
+    settings.DJANGO_MSM = {"MEMCACHED_NODES": server.spec}
+    registry = get_registry()
+    _pool_connections(registry.nodes[0])
+    store = registry.stores[registry.nodes[0]]
+    pool = store.client.client_pool
+    idle = pool.free
+    assert idle, "the warm-up pooled no connection"
+    in_use = pool.get()  # what another thread holds while this one drops the pool
+    in_use.set("held", b"1")
+    store.drop_connections()
+    assert in_use.sock is not None, "a connection in use was closed under its thread"
+    assert in_use.get("held") == b"1"
+    assert all(client.sock is None for client in idle if client is not in_use)
+    pool.release(in_use)

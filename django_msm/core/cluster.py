@@ -7,6 +7,8 @@ nothing reaches through another part to find a third:
 * ``registry``: nodes, stores, health, placement, guarded calls;
 * ``away``: the away marks shared through the nodes (told of every failed call);
 * ``copies``: where a session's copies are and how they are read and written;
+* ``witness`` and ``retirement``: saves, relocations and deletions fenced at each key's
+  witness node;
 * ``locker`` and ``read_only``: session locking and ``auto`` mode's memory;
 * ``writer``: SESSION_BACKUP_ASYNC's worker pool (None for synchronous writes);
 * ``rotation``: re-signs copies verified with a ``SECRET_KEY_FALLBACKS`` key;
@@ -30,12 +32,14 @@ from .hostversions import HostVersions
 from .locking import ReadOnlyRequests, SessionLocker
 from .nodes import Node
 from .registry import NodeRegistry
+from .retirement import Retirement
 from .rotation import KeyRotation
 from .stats import statistics
 from .sticky import LocalSessions, StickyCopies
 from .throttle import LogThrottle
 from .user_index import UserIndex
 from .user_service import UserSessionService
+from .witness import Witness
 from .writer import BackupWriter
 
 logger = logging.getLogger(__name__)
@@ -75,13 +79,15 @@ class Cluster:
         # One throttle for the process's repeated warnings (one per node and message a minute).
         self.throttle = LogThrottle(self.clock)
         self.copies = BackupSessionService(self.registry, config, self.away, self.clock)
+        self.witness = Witness(self.copies)
+        self.retirement = Retirement(self.witness, config, self.events)
         self.locker = SessionLocker(self.registry, config, self.clock, throttle=self.throttle)
         self.rotation = KeyRotation(self.registry, config, self.clock)
         self.users: UserSessionService | None = None
         if config.user_sessions:
             self.users = UserSessionService(
-                UserIndex(self.registry, config, self.clock), self.copies, self.registry,
-                config, self.clock, self.events, self.sticky,
+                UserIndex(self.registry, config, self.clock), self.copies, self.retirement,
+                self.registry, config, self.clock, self.events, self.sticky,
             )
         # What the composition root hangs on this cluster (automatic repair's thread): stopped
         # first when the cluster closes.

@@ -6,10 +6,11 @@ Where copies live (DESIGN.md, "Deterministic backup placement"):
 * backup: ``KeyLayout.backup`` on the first node of ``NodeRegistry.backup_nodes(primary)``
   that is not quarantined. Readers walk the same list, so every process finds it.
 
-What keeps a deleted session deleted: a deletion that cannot reach every place a copy may live
-leaves *tombstones* where it can. A tombstone on the primary stops readers before they look at
-the backup; a tombstone on the backup is found when a copy on a node that was away is verified
-(``NodeHealth.suspect``).
+What keeps a deleted or relocated session gone: *tombstones*. The first backup place, the key's
+witness (``core.witness``), always keeps one; a deletion that cannot reach it leaves them where it
+can. A tombstone on the primary stops readers before they look at the backup; a tombstone on the
+backup is found when a copy on a node that was away is verified (``NodeHealth.suspect``). A
+relocation's tombstone names the new key in its signed payload (``envelope.forward_of``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ..exceptions import CorruptCopy, NodeUnavailable, NoNodesAvailable, Session
 from ..stores import Store
 from .away import AwayMarks
 from .config import MsmConfig
-from .envelope import Copy, Kind, pack, unpack
+from .envelope import Copy, Kind, forward_of, pack, unpack
 from .keys import SessionId, new_id
 from .nodes import Node
 from .outcomes import Loaded, UpdateResult
@@ -97,15 +98,11 @@ class BackupSessionService:
                 best, best_node = copy, node
         return best, best_node
 
-    def _retired(self, sid: SessionId, node: Node) -> Loaded:
-        """No session under this key: a miss, unless a relocation left a forward to the new
-        key on the node that answered."""
-        key = self.keys.forward(sid)
-        try:
-            forward = self.registry.call(node, lambda store: store.get(key))
-        except NodeUnavailable:
-            forward = None
-        return Loaded(moved_to=forward.decode("ascii") if forward else None)
+    @staticmethod
+    def _retired(tombstone: Copy | None) -> Loaded:
+        """No session under this key: a miss, unless it is a relocation's tombstone, whose
+        signed payload names the new key."""
+        return Loaded(moved_to=None if tombstone is None else forward_of(tombstone))
 
     def load(self, sid: SessionId, primary: Node) -> Loaded:
         """Return the current copy of a session, from its primary or else from its backup."""
@@ -120,23 +117,19 @@ class BackupSessionService:
 
     def _load(self, sid: SessionId, primary: Node) -> Loaded:
         key = self.keys.primary(sid)
-        try:  # only sticky mode keeps versions; elsewhere a plain get spares computing one
-            data, token = self.registry.call(
-                primary,
-                (lambda store: store.get_versioned(key))
-                if self.config.sticky
-                else (lambda store: (store.get(key), None)),
-            )
+        try:  # the version token fences this request's save of the primary (core.witness)
+            data, token = self.registry.call(primary, lambda store: store.get_versioned(key))
         except NodeUnavailable:
             copy, node = self._read_backup(sid, primary)
-            if copy is None and self.registry.is_retired(primary):  # drained, then retired
-                forward = self.registry.first_hit(self.keys.forward(sid))
-                return Loaded(moved_to=forward.decode("ascii") if forward else None)
+            if copy is None and self.registry.is_retired(primary):
+                # Drained, then retired: a moved session left its forward in the tombstone at
+                # its witness, which the read above walked; nothing found means it is gone.
+                return Loaded()
             if copy is None:
                 # Nothing reachable says the session is gone: keep the cookie, write nothing.
                 return Loaded(unreachable=True)
             if copy.is_tombstone:
-                return self._retired(sid, node)
+                return self._retired(copy)
             dead = self.registry.health[primary].dead
             return Loaded(copy, from_backup=True, relocate=dead)
         if data is None:
@@ -144,13 +137,13 @@ class BackupSessionService:
             # restarted empty.
             backup, _ = self._read_backup(sid, primary)
             if backup is None or backup.is_tombstone:
-                return self._retired(sid, primary)
+                return self._retired(backup)
             return Loaded(backup, from_backup=True, relocate=True)
         copy = self._decode(primary, data)
         if copy is None:
             return Loaded()
         if copy.is_tombstone:
-            return self._retired(sid, primary)
+            return self._retired(copy)
         self.away.refresh_if_due()  # what other processes saw of the primary
         if self.registry.health[primary].suspect():
             return self._verify(sid, primary, copy)
@@ -167,10 +160,10 @@ class BackupSessionService:
         Nothing is marked: the node stays suspect until a repair pass has reconciled it
         (``AwayMarks``), so a place that could not be read now is read again next time.
         """
-        backup, node = self._read_backup(sid, primary)
+        backup, _ = self._read_backup(sid, primary)
         if backup is not None and backup.is_tombstone:
             self._warn(sid, primary, "was retired while its node was away", logging.INFO)
-            return self._retired(sid, node)
+            return self._retired(backup)
         if backup is not None and backup.revision > copy.revision:
             return Loaded(backup, from_backup=True, relocate=True)
         return Loaded(copy)
@@ -183,10 +176,13 @@ class BackupSessionService:
             return False
         return True
 
-    def write_backup(self, sid: SessionId, primary: Node, data: bytes, ttl: int) -> Node | None:
-        """Store the backup copy on the first backup node that takes it."""
+    def write_backup(
+        self, sid: SessionId, primary: Node, data: bytes, ttl: int, skip: int = 0
+    ) -> Node | None:
+        """Store the backup copy on the first backup node that takes it (past ``skip`` ones)."""
         key = self.keys.backup(sid)
-        for node in self.registry.backup_targets(primary):
+        passed = self.registry.backup_nodes(primary)[:skip]
+        for node in (n for n in self.registry.backup_targets(primary) if n not in passed):
             if self._try(node, lambda store: store.set(key, data, ttl)):
                 return node
         if self.registry.backup_targets(primary):
@@ -274,37 +270,6 @@ class BackupSessionService:
         if backup is not None and not backup.is_tombstone:
             return UpdateResult.LOST
         return UpdateResult.DELETED
-
-    def delete(
-        self,
-        sid: SessionId,
-        primary: Node,
-        ttl: int,
-        revision: int = 0,
-        moved_to: SessionId | None = None,
-    ) -> None:
-        """Remove every copy; where a place cannot be reached, leave tombstones elsewhere.
-
-        A relocation (``moved_to``) also leaves a forward to the new key on every node it
-        reached, so a request of the same user that still carries the old key follows the
-        session instead of losing it (found by make chaos). Logout, flush and cycle_key never
-        leave a forward.
-        """
-        statistics.incr("deletes")
-        places = [(primary, self.keys.primary(sid))]
-        places += [(node, self.keys.backup(sid)) for node in self.registry.backup_nodes(primary)]
-        reached = [(n, k) for n, k in places if self._try(n, lambda s, k=k: s.delete(k))]
-        if reached and len(reached) < len(places):
-            now = self.clock.time()
-            tombstone = self.pack(Copy(Kind.TOMBSTONE, revision + 1, now, now + ttl))
-            for node, key in reached:
-                self._try(node, lambda store, key=key: store.set(key, tombstone, ttl))
-        if not reached:
-            self._warn(sid, primary, "could not be deleted: no node answered", logging.ERROR)
-        if moved_to is not None:
-            forward, fkey = str(moved_to).encode(), self.keys.forward(sid)
-            for node in dict.fromkeys(node for node, _ in reached):
-                self._try(node, lambda store: store.set(fkey, forward, ttl))
 
 
 def _newer(candidate: Copy, best: Copy) -> bool:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..exceptions import NodeUnavailable, SessionDeleted, SessionKeyTaken
+from ..exceptions import NodeUnavailable, SessionConflict, SessionDeleted, SessionKeyTaken
 from .cluster import Cluster
 from .envelope import Copy
 from .failover import MoveReason, plan_move
@@ -47,6 +47,8 @@ class SessionEngine:
         self.copies = cluster.copies
         self.decode = decode
         self.copy: Copy | None = None  # what was loaded or last written: revision, expiry
+        self.token: bytes | None = None  # the home copy's version token, as loaded or written
+        self.strict = False  # the request wanted its lock: its save is fenced strictly
         self.loaded_payload: bytes | None = None
         self.move: MoveReason | None = None  # why the session must move to a new key at save
         self.unreachable = False
@@ -64,6 +66,7 @@ class SessionEngine:
     def _remember(self, sid: SessionId, copy: Copy, token: bytes | None, local: bool) -> None:
         """Note the current copy; in sticky mode also keep it as the process-local primary."""
         self.copy = copy
+        self.token = token
         self.loaded_payload = copy.payload
         self.move = None
         self.unreachable = False
@@ -82,6 +85,7 @@ class SessionEngine:
         if located is None:
             return Outcome({}, None)
         if lock and self.lock is None:
+            self.strict = True
             self.lock = self.cluster.locker.acquire_or_raise(*located)
         local = self._load_local(*located)
         if local is not None:
@@ -205,47 +209,47 @@ class SessionEngine:
         located = self.locate(key)
         if located is None or self.copy is None:
             raise SessionDeleted
-        copy = self.copies.new_copy(payload, ttl, self.copy.revision + 1)
+        base = self.copy.revision
+        copy = self.copies.new_copy(payload, ttl, base + 1)
         if self.move is not None:
-            return self._relocate(located, copy, ttl)
+            try:
+                return self._relocate(located, copy, ttl, base)
+            except SessionConflict as conflict:
+                if not self.move.optional or conflict.moved_to or conflict.deleted:
+                    raise
+                self.move = None  # another request changed it meanwhile: save in place
         if self.cluster.writer is not None:
-            return self._save_async(located, copy, ttl)
-        try:
-            result, token = self.copies.update(*located, copy, ttl)
-        except NodeUnavailable:
-            result, token = UpdateResult.LOST, None
-        return self._settle(result, located, copy, token, ttl)
+            return self._save_async(located, copy, ttl, base)
+        return self._commit(located, copy, ttl, base)
 
-    def _save_async(self, located: Located, copy: Copy, ttl: int) -> str:
+    def _commit(self, located: Located, copy: Copy, ttl: int, base: int) -> str:
+        """Save through the witness (``core.witness``). Raises SessionConflict when refused,
+        SessionDeleted when the session was deleted meanwhile."""
+        try:
+            commit = self.cluster.witness.commit(*located, copy, ttl, base, self.token, self.strict)
+        except NodeUnavailable:  # neither the witness nor the home took it: move, if allowed
+            return self._settle(UpdateResult.LOST, located, copy, None, ttl, base)
+        except SessionConflict as conflict:
+            if conflict.deleted:
+                self.forget_local(located[0])
+                raise SessionDeleted from conflict
+            raise
+        if commit.result is UpdateResult.LOST and commit.at_witness:
+            return self._move_committed(located, copy, ttl)
+        return self._settle(commit.result, located, copy, commit.token, ttl, base)
+
+    def _save_async(self, located: Located, copy: Copy, ttl: int, base: int) -> str:
         """SESSION_BACKUP_ASYNC: write after the response, in order per session.
 
         Until the write lands, this process serves its own copy (token None); other processes
-        may read the previous version meanwhile (msm #312, documented). If the primary lost the
-        session or cannot be reached, the new content goes to the backup copy, so the next
-        request relocates the session with this request's changes.
+        may read the previous version meanwhile (msm #312, documented). The write is fenced at
+        the witness as an unlocked save is, but the response is no commit (``Witness.later``).
         """
         sid, node = located
-        copies, sticky = self.copies, self.cluster.sticky
+        job = self.cluster.witness.later(sid, node, copy, ttl, base, self.cluster.sticky)
         self._remember(sid, copy, None, local=True)
-
-        def write() -> None:
-            try:
-                result, token = copies.update(sid, node, copy, ttl)
-            except NodeUnavailable:
-                result, token = UpdateResult.LOST, None
-            if sticky is not None:
-                if result is UpdateResult.STORED:
-                    sticky.confirm(str(sid), copy, token)
-                else:
-                    sticky.forget(str(sid))
-            if result is UpdateResult.LOST:
-                copies.write_backup(sid, node, copies.pack(copy), ttl)
-            elif result is UpdateResult.DELETED:
-                logger.warning("a session on node %s was deleted before its write; "
-                               "not resurrected", node.label)
-
         assert self.cluster.writer is not None
-        self.cluster.writer.submit(str(sid), write)
+        self.cluster.writer.submit(str(sid), job)
         return str(sid)
 
     def _touch(self, key: str, payload: bytes, ttl: int) -> str:
@@ -257,34 +261,45 @@ class SessionEngine:
             return key  # both copies hold this content; a slow node is no reason to move it
         if result is UpdateResult.STORED:
             return key
-        copy = self.copies.new_copy(payload, ttl, self.copy.revision + 1)
-        return self._settle(result, located, copy, None, ttl)
+        base = self.copy.revision
+        copy = self.copies.new_copy(payload, ttl, base + 1)
+        return self._settle(result, located, copy, None, ttl, base)
 
     def _settle(
-        self, result: UpdateResult, located: Located, copy: Copy, token: bytes | None, ttl: int
+        self, result: UpdateResult, located: Located, copy: Copy, token: bytes | None, ttl: int,
+        base: int,
     ) -> str:
         if result is UpdateResult.DELETED:
             self.forget_local(located[0])
             raise SessionDeleted
         if result is UpdateResult.LOST:
             self.move = MoveReason.LOST
-            return self._relocate(located, copy, ttl)
+            return self._relocate(located, copy, ttl, base)
         self._remember(located[0], copy, token, local=True)
         return str(located[0])
 
-    def _relocate(self, located: Located, copy: Copy, ttl: int) -> str:
-        """Move the session to a new key on a live node and retire every copy of the old key."""
-        old_sid, old_node = located
+    def _move_committed(self, located: Located, copy: Copy, ttl: int) -> str:
+        """The witness took this save but the home did not: move the session, starting from
+        this copy. If another request moved it first, that move passed the witness after this
+        save and carries it: follow it. The save stands either way."""
+        self.move = MoveReason.LOST
+        try:
+            return self._relocate(located, copy, ttl, copy.revision)
+        except SessionConflict as conflict:
+            self.forget_local(located[0])
+            self._remember(located[0], copy, None, local=False)
+            return conflict.moved_to or str(located[0])
+
+    def _relocate(self, located: Located, copy: Copy, ttl: int, base: int) -> str:
+        """Move the session to a new key that only this request can win (``core.retirement``);
+        raise SessionConflict if another request moved or changed it since ``base``."""
         reason = self.move
         assert reason is not None
-        new_sid, token = self.copies.create(copy, ttl, self.cluster.config.route)
-        self.copies.delete(old_sid, old_node, ttl, copy.revision, moved_to=new_sid)
-        self.forget_local(old_sid)
-        logger.info("a session moved from node %s to node %s (%s)",
-                    old_node.label, new_sid.node_id, reason.value)
+        new_sid, token = self.cluster.retirement.relocate(
+            located, copy, ttl, base, reason, self.token
+        )
+        self.forget_local(located[0])
         self._remember(new_sid, copy, token, local=True)
-        statistics.incr("takeovers" if reason is MoveReason.TAKEOVER else "relocations")
-        self.cluster.events.session_moved(reason, str(old_sid), str(new_sid))
         return str(new_sid)
 
     def _refresh_due(self, copy: Copy, ttl: int) -> bool:
@@ -298,4 +313,4 @@ class SessionEngine:
             return
         self.forget_local(located[0])
         revision = self.copy.revision if self.copy is not None else 0
-        self.copies.delete(*located, self.cluster.config.session_lifetime, revision)
+        self.cluster.retirement.delete(*located, self.cluster.config.session_lifetime, revision)

@@ -3,7 +3,8 @@
     version:1 kind:1 flags:1 revision:8 written_at:8 expires_at:8 | payload | hmac-sha256:32
 
 * ``kind`` tells a session copy from a tombstone (a deleted or relocated session), so that a node
-  that comes back after a split cannot resurrect what was deleted meanwhile.
+  that comes back after a split cannot resurrect what was deleted meanwhile. A relocation's
+  tombstone carries the new key as its payload: the forward, signed like everything else.
 * ``revision`` grows with every write of a session; ``written_at`` (wall clock) tells copies
   written before a node rejoined from those written after.
 * ``payload`` is ``SESSION_SERIALIZER`` output, zlib-compressed above ``COMPRESS_MIN_SIZE``.
@@ -18,11 +19,16 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import logging
 import struct
 import zlib
 from dataclasses import dataclass, field
 
 from ..exceptions import CorruptCopy
+from .keys import parse
+from .stats import statistics
+
+logger = logging.getLogger(__name__)
 
 VERSION = 1
 _HEADER = struct.Struct(">BBBQdd")
@@ -103,3 +109,19 @@ def unpack(data: bytes, keys: tuple[bytes, ...]) -> Copy:
         except zlib.error as exc:
             raise CorruptCopy("stored value failed to decompress") from exc
     return Copy(Kind(kind), revision, written_at, expires_at, payload, signed_with)
+
+
+def forward_of(copy: Copy) -> str | None:
+    """The new key a relocation's tombstone names, if it is a well-formed key.
+
+    A tombstone that names none is a deletion. One whose payload is not a key can only come
+    from a signing key's holder; it is logged and read as a deletion: a miss, never a switch.
+    """
+    if not copy.is_tombstone or not copy.payload:
+        return None
+    key = copy.payload.decode("ascii", errors="replace")
+    if parse(key) is None:
+        statistics.incr("corrupt_copies")
+        logger.warning("a relocation's tombstone names no session key; read as a deletion")
+        return None
+    return key

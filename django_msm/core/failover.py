@@ -22,6 +22,12 @@ class MoveReason(enum.Enum):
     LOST = "lost"  # a save found the primary copy gone but the backup alive
     DRAIN = "drain"  # its primary is on a node in DRAINING_NODES (being decommissioned)
 
+    @property
+    def optional(self) -> bool:
+        """The home answers: a move refused without a forward (another request changed the
+        session meanwhile) may wait, and the save stays in place."""
+        return self in (MoveReason.TAKEOVER, MoveReason.FAILOVER)
+
 
 @dataclass(frozen=True)
 class Move:

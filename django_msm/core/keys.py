@@ -32,7 +32,6 @@ _KEY_RE = re.compile(
 )
 
 BACKUP_PREFIX = "bak:"
-FORWARD_PREFIX = "fwd:"
 LOCK_PREFIX = "lock:"
 AWAY_PREFIX = "msm:away:"
 STATS_PREFIX = "msm:stats:"
@@ -131,8 +130,8 @@ class KeyLayout:
     """Every stored key form, for one ``STORAGE_KEY_PREFIX`` (already built, e.g. ``"x_"``).
 
     * ``<prefix><key>``            the primary copy (or its tombstone)
-    * ``bak:<prefix><key>``        the backup copy (or its tombstone)
-    * ``fwd:<prefix><key>``        where a relocated session went
+    * ``bak:<prefix><key>``        the backup copy (or its tombstone; a relocation's names the
+                                   new key: the forward)
     * ``lock:<prefix><key>``       the session lock
     * ``msm:away:<prefix><node>``  when a node was last seen away (AwayMarks)
     * ``msm:stats:<prefix><name>`` a process's published statistics
@@ -149,9 +148,6 @@ class KeyLayout:
 
     def backup(self, sid: SessionId) -> str:
         return f"{BACKUP_PREFIX}{self.prefix}{sid}"
-
-    def forward(self, sid: SessionId) -> str:
-        return f"{FORWARD_PREFIX}{self.prefix}{sid}"
 
     def lock(self, sid: SessionId) -> str:
         return f"{LOCK_PREFIX}{self.prefix}{sid}"

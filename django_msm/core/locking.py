@@ -9,9 +9,14 @@ Guarantees, per store:
 
 * memcached: ``ms ... ME`` creates the lock only if absent and returns its CAS; ``md ... C<cas>``
   deletes it only if the CAS matches. Both are single atomic server operations. What memcached
-  cannot give: durability (a restart or eviction drops the lock early) and fencing (a request
-  that outlives its lock keeps running; its write then races the next holder's).
-* Redis: ``SET NX PX`` and a compare-and-delete script, with the same limits.
+  cannot give: durability (a restart or eviction drops the lock early).
+* Redis: ``SET NX PX`` and a compare-and-delete script, with the same limit.
+
+The lock lives on the session's home node and nowhere else, so every process contends at the
+same place whatever it thinks of node health (issue 12: a lock on "the first available node"
+was held twice while processes disagreed). When the home cannot be asked the request goes on
+unlocked. Either way the lock only serializes normal traffic; what keeps a lapsed lock's save
+from overwriting newer data is the fence at the key's witness (``core.witness``).
 
 ``ReadOnlyRequests`` is ``auto`` mode's memory: (method, resolved view) pairs seen to leave the
 session unchanged run unlocked; a pair seen to modify is never trusted again.
@@ -72,28 +77,23 @@ class SessionLocker:
         self.sleep = sleep
         self.throttle = throttle or LogThrottle(clock)
 
-    def _lock_node(self, primary: Node) -> Node | None:
-        """The lock lives on the primary, or on the first available node after it."""
-        for node in [primary, *self.registry.backup_nodes(primary)]:
-            if self.registry.health[node].available():
-                return node
-        return None
-
     def acquire(self, sid: SessionId, primary: Node) -> SessionLock | None:
-        """Return the lock, or None when it could not be had within the wait budget."""
+        """Return the lock, or None when it could not be had within the wait budget.
+
+        Raises NodeUnavailable when the home node cannot be asked: there is no other place.
+        """
         key = self.keys.lock(sid)
         token = secrets.token_hex(16).encode()
+        expiration = self.config.lock_expiration
         started = self.clock.monotonic()
         deadline = started + self.config.lock_wait
         delay = FIRST_BACKOFF
         try:
             while True:
-                node = self._lock_node(primary)
-                if node is not None:
-                    proof = self._try_lock(node, key, token)
-                    if proof is not None:
-                        statistics.incr("locks_acquired")
-                        return SessionLock(node, key, proof, self.config.tag(sid))
+                proof = self.registry.call(primary, lambda s: s.lock(key, token, expiration))
+                if proof is not None:
+                    statistics.incr("locks_acquired")
+                    return SessionLock(primary, key, proof, self.config.tag(sid))
                 remaining = deadline - self.clock.monotonic()
                 if remaining <= 0:
                     statistics.incr("lock_timeouts")
@@ -105,9 +105,17 @@ class SessionLocker:
 
     def acquire_or_raise(self, sid: SessionId, primary: Node) -> SessionLock | None:
         """``acquire``, then apply LOCK_TIMEOUT_POLICY: raise LockTimeout ("fail", the
-        middleware answers 503) or warn and go on unlocked ("proceed", msm's behaviour)."""
+        middleware answers 503) or warn and go on unlocked ("proceed", msm's behaviour).
+
+        A home node that cannot be asked means no lock, at once and without a wait: the
+        request's save is fenced at the witness instead.
+        """
         started = self.clock.monotonic()
-        lock = self.acquire(sid, primary)
+        try:
+            lock = self.acquire(sid, primary)
+        except NodeUnavailable:
+            statistics.incr("locks_home_unreachable")
+            return None
         if lock is not None:
             return lock
         waited = self.clock.monotonic() - started
@@ -117,14 +125,6 @@ class SessionLocker:
         self.throttle.session(logger, logging.WARNING, tag, primary.label,
                               "used without its lock after %.2f s", waited)
         return None
-
-    def _try_lock(self, node: Node, key: str, token: bytes) -> bytes | None:
-        try:
-            return self.registry.call(
-                node, lambda store: store.lock(key, token, self.config.lock_expiration)
-            )
-        except NodeUnavailable:
-            return None
 
     def release(self, lock: SessionLock) -> None:
         """Compare-and-delete; a lock that expired meanwhile is left to its new owner."""

@@ -22,5 +22,5 @@ class Loaded:
     from_backup: bool = False
     relocate: bool = False
     unreachable: bool = False
-    token: bytes | None = None  # version token of the primary copy (sticky mode's check)
+    token: bytes | None = None  # version token of the primary copy: fences this request's save
     moved_to: str | None = None  # the key was retired by a relocation: where the session went

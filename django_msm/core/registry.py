@@ -136,18 +136,6 @@ class NodeRegistry:
         health.record_success()
         return result
 
-    def first_hit(self, key: str) -> bytes | None:
-        """The value of ``key`` on the first configured node holding it (a retired node's
-        forwards: they may be on any node)."""
-        for node in self.nodes:
-            try:
-                value = self.call(node, lambda store: store.get(key))
-            except NodeUnavailable:
-                continue
-            if value is not None:
-                return value
-        return None
-
     def close(self) -> None:
         for store in self.stores.values():
             store.close()

@@ -33,6 +33,7 @@ from .envelope import Copy
 from .events import ClusterEvents
 from .keys import parse
 from .registry import NodeRegistry
+from .retirement import Retirement
 from .stats import statistics
 from .sticky import StickyCopies
 from .user_index import USER_AGENT_LENGTH, Entry, UserIndex
@@ -84,10 +85,11 @@ class RecentlySeen:
 class UserSessionService:
     """The per-user index kept by the session store, and the sessions it names ended."""
 
-    def __init__(self, index: UserIndex, copies: BackupSessionService, registry: NodeRegistry,
-                 config: MsmConfig, clock: Clock, events: ClusterEvents,
+    def __init__(self, index: UserIndex, copies: BackupSessionService, retirement: Retirement,
+                 registry: NodeRegistry, config: MsmConfig, clock: Clock, events: ClusterEvents,
                  sticky: StickyCopies | None):
         self.index, self.copies, self.registry = index, copies, registry
+        self.retirement = retirement
         self.config, self.clock, self.events, self.sticky = config, clock, events, sticky
         self.recent = RecentlySeen(RECENT_ENTRIES)
 
@@ -233,7 +235,7 @@ class UserSessionService:
         assert sid is not None and node is not None  # check() found its copy through them
         left = math.ceil(check.copy.expires_at - self.clock.time())
         ttl = max(self.config.session_lifetime, left)  # tombstones outlive every copy
-        self.copies.delete(sid, node, ttl, check.copy.revision)
+        self.retirement.delete(sid, node, ttl, check.copy.revision)
         if self.sticky is not None:
             self.sticky.forget(check.key)
         statistics.incr("sessions_ended")

@@ -29,6 +29,11 @@ class Store(abc.ABC):
     version (memcached's CAS) override all four.
     """
 
+    # True when a token is ``value_token`` of the stored bytes on every path (these defaults):
+    # an item holding given bytes has a known token on any node, so the core can compare-and-set
+    # a copy it expects without reading it first (``core.witness``). memcached's are CAS values.
+    tokens_follow_bytes = True
+
     def __init__(self, node: Node):
         self.node = node
 

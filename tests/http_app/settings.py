@@ -91,5 +91,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"stderr": {"class": "logging.StreamHandler"}},
-    "loggers": {"django_msm": {"handlers": ["stderr"], "level": "INFO"}},
+    "loggers": {
+        "django_msm": {"handlers": ["stderr"], "level": "INFO"},
+        # A 500's traceback in the instance's log (DEBUG is off, so Django would print none).
+        "django.request": {"handlers": ["stderr"], "level": "ERROR", "propagate": False},
+    },
 }

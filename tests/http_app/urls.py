@@ -1,6 +1,6 @@
 """URLs of the test app (``views.py``)."""
 
-from django.urls import path
+from django.urls import include, path
 
 from tests.http_app import views
 
@@ -18,4 +18,5 @@ urlpatterns = [
     path("slow/locked-count/", views.locked_count),
     path("slow/readonly-read/", views.readonly_read),
     path("stats/full/", views.full_stats),
+    path("fault/", include("tests.locking_fault_urls")),
 ]
