@@ -21,7 +21,10 @@ def _msm(servers, **extra):
     return override_settings(DJANGO_MSM=msm)
 
 
-def test_full_queue_runs_the_write_in_the_caller_thread() -> None:
+def test_full_queue_runs_the_write_in_the_caller_thread(monkeypatch) -> None:
+    # Counting is process-wide and a cluster built with ENABLE_STATISTICS=False turns it off
+    # (tests/test_sticky_memory.py does): this test counts, so it says so (failed after it).
+    monkeypatch.setattr(statistics, "enabled", True)
     writer = BackupWriter(threads=1, queue_size=1)
     release, ran_in = threading.Event(), []
     writer.submit("k", lambda: release.wait(5))  # occupies the worker
@@ -94,9 +97,13 @@ def test_async_write_to_a_dead_primary_reaches_the_backup(memcached_nodes) -> No
 
 
 @pytest.mark.integration
-def test_sync_save_waits_for_a_hung_backup_at_most_the_backup_timeout(memcached_nodes) -> None:
+def test_a_hung_witness_delays_one_save_at_most_the_operation_timeout(memcached_nodes) -> None:
+    """The backup node is the witness, where a save commits (core/witness.py): a save cannot
+    treat a slow witness as gone after SESSION_BACKUP_TIMEOUT, or a move elsewhere could win
+    meanwhile. The first save waits at most OPERATION_TIMEOUT; the witness is then quarantined
+    and the next saves commit at home at once (issue 12)."""
     servers = memcached_nodes(2)
-    with _msm(servers, OPERATION_TIMEOUT=2.0, SESSION_BACKUP_TIMEOUT=0.2):
+    with _msm(servers, OPERATION_TIMEOUT=1.0, SESSION_BACKUP_TIMEOUT=0.2):
         store = SessionStore()
         store["v"] = 1
         store.save()
@@ -105,12 +112,16 @@ def test_sync_save_waits_for_a_hung_backup_at_most_the_backup_timeout(memcached_
         backup = next(s for s in servers if s.node_id != primary_id)
         backup.pause()
         try:
-            store = SessionStore(key)
-            store["v"] = 2
-            started = time.monotonic()
-            store.save()
-            elapsed = time.monotonic() - started
+            elapsed = []
+            for value in (2, 3):
+                store = SessionStore(key)
+                store["v"] = value
+                started = time.monotonic()
+                store.save()
+                elapsed.append(time.monotonic() - started)
+                key = store.session_key
         finally:
             backup.resume()
-        assert elapsed < 1.0, elapsed  # well under OPERATION_TIMEOUT=2.0
-        assert SessionStore(key).load() == {"v": 2}
+        assert elapsed[0] < 1.0 + 1.5, elapsed  # one OPERATION_TIMEOUT, with CI's margin
+        assert elapsed[1] < 0.5, elapsed  # quarantined: nobody waits for it again
+        assert SessionStore(key).load() == {"v": 3}
