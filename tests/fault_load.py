@@ -161,7 +161,24 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 
 
 def stored_keys(node: MemcachedProcess) -> set[str]:
-    """Session keys with a primary or backup item on ``node`` (tombstones included)."""
+    """Session keys with a primary or backup item on ``node`` (tombstones included).
+
+    A crawl may be running already (AUTO_REPAIR walks the nodes the same way after the fault):
+    memcached answers BUSY, and the dump is asked again until the crawler is free.
+    """
+    deadline = time.monotonic() + 30
+    while True:
+        reply = _metadump(node)
+        if not reply.startswith(b"BUSY"):
+            break
+        assert time.monotonic() < deadline, "the lru crawler stayed busy"
+        time.sleep(0.1)
+    assert not reply.startswith(b"ERROR"), reply[:80]
+    return _keys_in(reply)
+
+
+def _metadump(node: MemcachedProcess) -> bytes:
+    """One ``lru_crawler metadump all`` reply, whole (or the BUSY/ERROR line)."""
     with socket.create_connection(("127.0.0.1", node.port), timeout=5) as sock:
         sock.sendall(b"lru_crawler metadump all\r\n")
         reply = b""
@@ -171,7 +188,12 @@ def stored_keys(node: MemcachedProcess) -> set[str]:
             chunk = sock.recv(65536)
             assert chunk, f"metadump cut short: {reply[-80:]!r}"
             reply += chunk
-            assert not reply.startswith((b"BUSY", b"ERROR")), reply[:80]
+            if reply.startswith((b"BUSY", b"ERROR")) and reply.endswith(b"\r\n"):
+                return reply
+    return reply
+
+
+def _keys_in(reply: bytes) -> set[str]:
     keys = set()
     for line in reply.decode().splitlines():
         name = urllib.parse.unquote(line.partition(" ")[0].removeprefix("key="))
