@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
@@ -73,9 +73,10 @@ class SessionMiddleware(DjangoSessionMiddleware):
             request._msm_ignored = True  # type: ignore[attr-defined]
             return
         super().process_request(request)
-        request.session.lock_wanted = _mode_wants_lock(config, request)
+        session: Any = request.session  # django_msm's SessionStore (SESSION_ENGINE)
+        session.lock_wanted = _mode_wants_lock(config, request)
         if config.user_sessions and (config.record_ip or config.record_user_agent):
-            request.session.client_meta = request.META  # read only at a login or a refresh
+            session.client_meta = request.META  # read only at a login or a refresh
 
     def process_view(
         self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
@@ -99,20 +100,20 @@ class SessionMiddleware(DjangoSessionMiddleware):
         response["Retry-After"] = str(math.ceil(get_config().lock_expiration))
         return response
 
-    def process_response(
+    def process_response(  # type: ignore[override]  # streaming responses are responses too
         self, request: HttpRequest, response: HttpResponseBase
     ) -> HttpResponseBase:
         if getattr(request, "_msm_ignored", False):
             return response
         session = getattr(request, "session", None)
         if session is None:
-            return super().process_response(request, response)
+            return super().process_response(request, cast(HttpResponse, response))
         settle = getattr(session, "settle_modified", None)
         modified = session.accessed and (settle() if settle else session.modified)
         with_session = session.session_key is not None or session.accessed
         statistics.incr("requests_with_session" if with_session else "requests_without_session")
         try:
-            return super().process_response(request, response)
+            return super().process_response(request, cast(HttpResponse, response))
         except SessionConflict as conflict:
             return _refused_save(session, conflict)
         finally:

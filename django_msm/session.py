@@ -13,6 +13,7 @@ cache engine maps it onto one cache. Usage::
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 class SessionStore(WorkerThreadAsyncMixin, ChangeTrackingMixin, UserTrackingMixin, SessionBase):
     """Django session store on node-tagged keys with a backup copy per session."""
+
+    _get_session: Callable[..., dict[str, Any]]  # SessionBase's (django-stubs leave it out)
 
     def __init__(self, session_key: str | None = None):
         self._modified = False

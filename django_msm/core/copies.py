@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from operator import methodcaller
 
 from ..clock import Clock
 from ..exceptions import CorruptCopy, NodeUnavailable, NoNodesAvailable, SessionTooLarge
@@ -203,9 +204,7 @@ class BackupSessionService:
                 sid = new_id(node.id, route)
                 key = self.keys.primary(sid)
                 try:
-                    token = self.registry.call(
-                        node, lambda s, k=key: s.add_versioned(k, data, ttl)
-                    )
+                    token = self.registry.call(node, methodcaller("add_versioned", key, data, ttl))
                 except NodeUnavailable as exc:
                     causes[node.label] = str(exc.cause)
                     break

@@ -196,6 +196,7 @@ class SessionEngine:
     def _save_new(self, key: str, payload: bytes, ttl: int) -> str:
         copy = self.copies.new_copy(payload, ttl, revision=1)
         located = self.locate(key)
+        token: bytes | None
         if located is None:
             sid, token = self.copies.create(copy, ttl, self.cluster.config.route)
         else:
