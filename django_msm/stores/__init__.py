@@ -6,7 +6,6 @@ from typing import Any
 
 from ..clock import Clock
 from ..core.nodes import Node, NodeKind
-from ..exceptions import ConfigurationError
 from .base import Store
 
 
