@@ -1,7 +1,10 @@
 """Statistics: msm's counters and timings, per process, thread-safe.
 
 Counters are plain integers behind one lock; timings and sizes go into fixed logarithmic buckets,
-so percentiles cost O(buckets) and memory stays flat however long the process runs.
+so percentiles cost O(buckets) and memory stays flat however long the process runs. They sit on
+every request's path, so they are kept cheap: an uncontended lock and a dict update when on, one
+attribute test when off (ENABLE_STATISTICS=False), and a timer that is a plain object rather
+than a generator-based context manager (a third of the cost).
 """
 
 from __future__ import annotations
@@ -9,8 +12,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 from typing import Any
 
 # Bucket upper bounds: 1, 2, 5 × 10^k from 1e-6 to 1e7 (seconds for timings, bytes for sizes).
@@ -75,14 +77,10 @@ class Statistics:
                 histogram = self._histograms[name] = Histogram()
             histogram.observe(value)
 
-    @contextmanager
-    def timer(self, name: str) -> Iterator[None]:
-        """Observe the duration of the block (monotonic clock), also when it raises."""
-        start = time.monotonic()
-        try:
-            yield
-        finally:
-            self.observe(name, time.monotonic() - start)
+    def timer(self, name: str) -> Timer | NullTimer:
+        """``with statistics.timer("load"):`` observes the duration of the block (monotonic
+        clock), also when it raises; nothing at all when statistics are off."""
+        return Timer(self, name) if self.enabled else NULL_TIMER
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -104,6 +102,38 @@ class Statistics:
             self._counters.clear()
             self._histograms.clear()
 
+
+class Timer:
+    """Times one block for ``Statistics.timer``."""
+
+    __slots__ = ("stats", "name", "start")
+
+    def __init__(self, stats: Statistics, name: str):
+        self.stats = stats
+        self.name = name
+
+    def __enter__(self) -> None:
+        self.start = time.monotonic()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stats.observe(self.name, time.monotonic() - self.start)
+
+
+class NullTimer:
+    """The timer when statistics are off: enters and leaves, records nothing."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+NULL_TIMER = NullTimer()
 
 # Process-global on purpose: every request of the process adds to the same figures, and the
 # object guards itself with its own lock.
