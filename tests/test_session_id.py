@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from django_msm.core import keys
 from django_msm.core.keys import MAX_KEY_LENGTH, SessionId, new_id, parse
 
 BASE = "k3j0a9x2m4p5q6r7s8t9u0v1w2y3z4b5"
@@ -38,6 +39,14 @@ def test_new_ids_are_random() -> None:
     assert len(keys) == 200
     # Every character of the alphabet shows up: the base is not, say, hex.
     assert set("".join(keys)) == set("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def test_new_id_maps_bytes_evenly_and_drops_the_uneven_ones(monkeypatch) -> None:
+    """Bytes 252..255 would favour the first four characters: they are dropped, and a short
+    draw is topped up with another."""
+    draws = iter([b"\xfc\xfd\xfe\xff" * 10 + bytes(range(8)), bytes(range(36, 84))])
+    monkeypatch.setattr(keys.secrets, "token_bytes", lambda n: next(draws))
+    assert new_id("n1").base == "abcdefgh" + "abcdefghijklmnopqrstuvwx"
 
 
 @pytest.mark.parametrize(
