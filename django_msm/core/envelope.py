@@ -34,7 +34,8 @@ VERSION = 1
 _HEADER = struct.Struct(">BBBQdd")
 _MAC_SIZE = 32
 _COMPRESSED = 0x01
-_SAMPLE = 16 * 1024
+_SAMPLE_ABOVE = 16 * 1024  # payloads up to this size are compressed without a sample
+_SAMPLE = 4 * 1024
 
 
 class Kind(enum.IntEnum):
@@ -66,8 +67,11 @@ def _mac(key: bytes, body: bytes) -> bytes:
 def _worth_compressing(payload: bytes) -> bool:
     """Try a sample first. zlib spends ~15 ms on 512 KB of base64 for a 23 % saving, while
     ordinary JSON shrinks by 70-90 %; payloads whose sample does not shrink by 40 % are
-    stored as they are."""
-    if len(payload) <= _SAMPLE:
+    stored as they are. 4 KB from the middle predict the whole within a few points (base64
+    0.76 against 0.77, a JSON cart 0.19 against 0.15, hex 0.57 against 0.59) at a quarter of the
+    cost of 16 KB (30 µs against 120 µs on incompressible bytes, paid by every save of a large
+    session)."""
+    if len(payload) <= _SAMPLE_ABOVE:
         return True
     middle = len(payload) // 2
     sample = payload[middle - _SAMPLE // 2 : middle + _SAMPLE // 2]
