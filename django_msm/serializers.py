@@ -2,9 +2,8 @@
 
     SESSION_SERIALIZER = "django_msm.serializers.OrjsonSerializer"  # pip install django-msm[orjson]
 
-It writes JSON through orjson, several times
-faster than the standard library for large sessions, and reads both its own output and what
-Django's ``JSONSerializer`` wrote before the switch.
+It writes JSON through orjson, several times faster than the standard library for large sessions,
+and reads both its own output and what Django's ``JSONSerializer`` wrote before the switch.
 
 What it stores is plain JSON with one leading space, a mark that says "orjson wrote this and
 orjson reads it back exactly". Anything orjson will not write exactly (integers beyond 64 bits,
