@@ -97,6 +97,7 @@ class SessionStore(WorkerThreadAsyncMixin, ChangeTrackingMixin, UserTrackingMixi
     def create(self) -> None:
         data = self._get_session(no_load=True)
         self._session_key = self._engine.create(self._payload(data), self.get_expiry_age())
+        self._rewatch()
         self.modified = True
         self._track_written(data)
 
@@ -117,6 +118,7 @@ class SessionStore(WorkerThreadAsyncMixin, ChangeTrackingMixin, UserTrackingMixi
             raise CreateError from exc
         except SessionDeleted as exc:
             raise UpdateError from exc
+        self._rewatch()
         self._track_written(data)
         return None
 

@@ -7,9 +7,11 @@ attribute, and the stored copy stays.
 
 from __future__ import annotations
 
+import asyncio
 from unittest import mock
 
 import pytest
+from django.core.signing import JSONSerializer
 from django.test import Client, override_settings
 
 from django_msm.exceptions import MSMError, SessionNotSerializable
@@ -57,13 +59,14 @@ def test_an_in_place_change_is_saved(settings_for):
         assert SessionStore(key).load() == {"cart": ["apple", "pear"]}
 
 
-def test_a_read_only_response_serializes_the_session_once(settings_for):
+def test_a_read_only_response_never_serializes_the_whole_session(settings_for):
+    """Only the values handed out are compared (issue 14): the cart, not the session."""
     with settings_for:
         client, key = _client_with_cart(["apple"])
         with mock.patch.object(SessionStore, "_serialize", autospec=True,
                                side_effect=SessionStore._serialize) as serialize:
             assert client.get("/read/").content == b"apple"
-        assert serialize.call_count == 1  # our middleware settles it; Django's reuses it
+        assert serialize.call_count == 0
         assert SessionStore(key).load() == {"cart": ["apple"]}
 
 
@@ -100,3 +103,55 @@ def test_reading_modified_after_an_unencodable_in_place_change_is_true(settings_
             store.save()
         assert info.value.attribute == "cart"
         assert SessionStore(key).load() == {"cart": ["apple"]}
+
+
+def test_a_session_that_hands_out_only_strings_serializes_nothing(settings_for):
+    with settings_for:
+        store = SessionStore()
+        store.update({"_auth_user_id": "7", "cart": ["apple"]})
+        store.save()
+        reader = SessionStore(store.session_key)
+        with mock.patch.object(JSONSerializer, "dumps", autospec=True,
+                               side_effect=JSONSerializer.dumps) as dumps:
+            assert reader["_auth_user_id"] == "7"
+            assert reader.get("missing") is None
+            assert reader.modified is False
+        assert dumps.call_count == 0
+
+
+@pytest.mark.parametrize("hand_out", [
+    lambda s: s["cart"], lambda s: s.get("cart"), lambda s: s.setdefault("cart", []),
+    lambda s: dict(s.items())["cart"], lambda s: next(iter(s.values())),
+])
+def test_every_way_of_handing_out_a_value_is_watched(settings_for, hand_out):
+    with settings_for:
+        _client, key = _client_with_cart(["apple"])
+        session = SessionStore(key)
+        hand_out(session).append("pear")
+        assert session.modified is True
+        session.save()
+        assert SessionStore(key).load() == {"cart": ["apple", "pear"]}
+
+
+def test_a_change_after_an_explicit_save_is_still_seen(settings_for):
+    with settings_for:
+        _client, key = _client_with_cart(["apple"])
+        session = SessionStore(key)
+        cart = session["cart"]
+        session.save()
+        assert session.modified is False  # what was handed out equals what was written
+        cart.append("pear")
+        assert session.modified is True
+        session.save()
+        assert SessionStore(key).load() == {"cart": ["apple", "pear"]}
+
+
+def test_async_twins_hand_out_watched_values(settings_for):
+    async def append_through_aget(session):
+        (await session.aget("cart")).append("pear")
+
+    with settings_for:
+        _client, key = _client_with_cart(["apple"])
+        session = SessionStore(key)
+        asyncio.run(append_through_aget(session))
+        assert session.modified is True
