@@ -9,6 +9,14 @@ collide and lose a write). A read that hands out only strings and numbers (the a
 serializes nothing at the end of the request; ``items()`` and ``values()`` hand out everything,
 and then the whole session is compared with the bytes it was loaded from.
 
+A handed-out value's bytes are its ``pickle`` (protocol 5), not the session serializer's output:
+four times cheaper than JSON for a small cart, and at least as discerning. Pickle records every
+piece of state JSON records (for the JSON types and the ones ``DjangoJSONEncoder`` adds, and for
+the plain objects a custom serializer might handle) and more besides (tuple against list, which
+of two equal objects is shared), so a change JSON would see always shows; the reverse can only
+cause an extra save of equal content. Values pickle cannot take are compared through the
+session serializer, as before. Only ``dumps`` ever runs: nothing is unpickled.
+
 Reading ``modified`` never raises: content the serializer cannot encode (a date appended in
 place, which pickle took) counts as modified, so the save that follows raises the one clear
 error (``SessionNotSerializable``) instead of the middleware failing on a property read.
@@ -16,6 +24,7 @@ error (``SessionNotSerializable``) instead of the middleware failing on a proper
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 # Values that cannot change in place; anything else handed out is watched.
@@ -64,8 +73,17 @@ class ChangeTrackingMixin:
         if watched is None:
             watched = self._handed_out = {}
         if key not in watched and _EVERYTHING not in watched:
-            watched[key] = self.serializer().dumps({key: value})
+            watched[key] = self._fingerprint(key, value)
         return value
+
+    def _fingerprint(self, key: str, value: Any) -> bytes:
+        """Bytes that change whenever ``value``'s serialized form would (see the module)."""
+        # A value that stops pickling is compared as {key: value} through the serializer:
+        # those bytes are never the pickle of the value alone, so the change shows.
+        try:
+            return pickle.dumps(value, protocol=5)
+        except Exception:  # not picklable (pickle raises various types): the serializer decides
+            return self.serializer().dumps({key: value})  # type: ignore[no-any-return]
 
     def _watch_everything(self) -> None:
         self._handed_out = {_EVERYTHING: b""}
@@ -111,10 +129,9 @@ class ChangeTrackingMixin:
         watched, cache = self._handed_out, getattr(self, "_session_cache", None)
         if not watched or _EVERYTHING in watched or cache is None:
             return
-        dumps = self.serializer().dumps
         for key in watched:
             if key in cache:
-                watched[key] = dumps({key: cache[key]})
+                watched[key] = self._fingerprint(key, cache[key])
 
     # -- the comparison -----------------------------------------------------------------------
     def _changed_in_place(self) -> bool:
@@ -125,9 +142,9 @@ class ChangeTrackingMixin:
         try:
             if _EVERYTHING in watched:
                 return self._serialize(cache) != self._loaded_payload
-            dumps = self.serializer().dumps
+            fingerprint = self._fingerprint
             return any(
-                key in cache and dumps({key: cache[key]}) != before
+                key in cache and fingerprint(key, cache[key]) != before
                 for key, before in watched.items()
             )
         except Exception:  # any serializer's refusal: changed into something save() reports
