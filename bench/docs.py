@@ -44,10 +44,12 @@ expiry, `save()` when modified). Nothing fires `request_finished` there, so Djan
 keeps its connection (the servers' connection counters are checked: a peer that reconnected
 fails the run): each peer is at its best. django_msm runs as a user would configure it, on two
 nodes (it writes a backup copy), defaults otherwise; `msm-sticky-noroute` adds `STICKY=True`
-without a `ROUTE`. Three interleavings (memcached 1 KB, memcached 64 KB, Redis 1 KB) alternate
-their engines round by round; sessions created in a round are deleted after it, outside the
-batches. `python -m bench.engine` prints this table alone in about a minute, and
-`python -m bench.engine --profile SHAPE [--engine NAME] [--size BYTES]` profiles one operation.
+without a `ROUTE`, `msm-orjson` the optional `SESSION_SERIALIZER`
+`django_msm.serializers.OrjsonSerializer`. Three interleavings (memcached 1 KB, memcached 64 KB,
+Redis 1 KB) alternate their engines round by round; sessions created in a round are deleted
+after it, outside the batches. `python -m bench.engine` prints this table alone in about a
+minute, and `python -m bench.engine --profile SHAPE [--engine NAME] [--size BYTES]` profiles one
+operation.
 """
 
 NOTES = """\

@@ -23,7 +23,8 @@ from . import app, engine_section, phases
 from .profile import report
 from .run import running
 
-PROFILED = ("msm", engine_section.STICKY, "msm-redis", "django", "django-redis")
+PROFILED = ("msm", engine_section.STICKY, engine_section.ORJSON, "msm-redis", "django",
+            "django-redis")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

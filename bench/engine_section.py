@@ -4,8 +4,9 @@ Every store is called directly in one process (``bench/direct.py``), so the peer
 connections: Django's ``cache`` engine on ``PyMemcacheCache`` over the same two memcached nodes,
 and on django-redis (``ShardClient`` over the same two redis-server processes). django_msm is
 configured as a user would: two nodes (so it writes a backup copy), defaults otherwise; the
-sticky row adds ``STICKY=True`` without a ``ROUTE``. Three interleavings share the round count:
-memcached 1 KB (Django, msm, msm sticky), memcached 64 KB (Django, msm) and Redis 1 KB
+sticky row adds ``STICKY=True`` without a ``ROUTE``, the orjson rows the optional
+``OrjsonSerializer``. Three interleavings share the round count: memcached 1 KB (Django, msm,
+msm sticky, msm orjson), memcached 64 KB (Django, msm, msm orjson) and Redis 1 KB
 (django-redis, msm-redis); in each, the engines alternate their order round by round, so a ratio
 compares batches taken moments apart. The raw client round trips are measured in the same rounds.
 """
@@ -30,9 +31,11 @@ if TYPE_CHECKING:
 
 SMALL, BIG = 1024, 64 * 1024
 STICKY = "msm-sticky-noroute"
-MEMCACHED = ("django", "msm", STICKY)
-LARGE = ("django", "msm")
+ORJSON = "msm-orjson"
+MEMCACHED = ("django", "msm", STICKY, ORJSON)
+LARGE = ("django", "msm", ORJSON)
 REDIS = ("django-redis", "msm-redis")
+ORJSON_SERIALIZER = "django_msm.serializers.OrjsonSerializer"
 PEERS = ("django", "django-redis")  # must keep their connection: checked on the servers
 
 
@@ -56,6 +59,8 @@ ROWS = (
     Row("Redis 1 KB", "msm-redis", "django-redis", SMALL, dict.fromkeys(SHAPES, 1.0)),
     Row("memcached 64 KB", "msm", "django", BIG, {"read": 1.0, "modify": 1.5, "create": 1.5}),
     Row("sticky, no ROUTE", STICKY, "django", SMALL, {"read": 0.5, "modify": None, "create": None}),
+    Row("orjson 1 KB", ORJSON, "django", SMALL, {"read": 0.9, "modify": 0.9, "create": 1.0}),
+    Row("orjson 64 KB", ORJSON, "django", BIG, {"read": 1.0, "modify": 1.5, "create": 1.5}),
 )
 
 
@@ -72,6 +77,7 @@ def build(memcached: list[str], redis: list[str]) -> dict[str, Engine]:
     picked = {name: known[name] for name in ("django", "msm", "django-redis", "msm-redis")}
     msm = known["msm"]
     picked[STICKY] = dataclasses.replace(msm, name=STICKY, msm={**(msm.msm or {}), "STICKY": True})
+    picked[ORJSON] = dataclasses.replace(msm, name=ORJSON, serializer=ORJSON_SERIALIZER)
     return picked
 
 

@@ -44,6 +44,8 @@ class Engine:
     keeps_connections: bool = False
     server: str = "memcached"
     nodes: int = 2
+    serializer: str | None = None  # SESSION_SERIALIZER, when not Django's default
+
 
 
 def cache_settings(memcached: Sequence[str], redis_urls: Sequence[str]) -> dict[str, Any]:
@@ -123,6 +125,8 @@ class Switch:
             "SESSION_CACHE_ALIAS": engine.cache_alias,
             "MIDDLEWARE": [engine.middleware],
         }
+        if engine.serializer is not None:
+            overrides["SESSION_SERIALIZER"] = engine.serializer
         with override_settings(**overrides):
             if engine.msm is not None:
                 self._use_registry(engine)
