@@ -125,9 +125,11 @@ class Switch:
             "SESSION_CACHE_ALIAS": engine.cache_alias,
             "MIDDLEWARE": [engine.middleware],
         }
-        if engine.serializer is not None:
-            overrides["SESSION_SERIALIZER"] = engine.serializer
         with override_settings(**overrides):
+            if engine.serializer is not None:
+                # Inside the override, as DJANGO_MSM below: SESSION_SERIALIZER is a setting
+                # django_msm watches, and overriding it would close the active registry.
+                settings.SESSION_SERIALIZER = engine.serializer
             if engine.msm is not None:
                 self._use_registry(engine)
             if not engine.keeps_connections:
