@@ -83,7 +83,8 @@ class ChangeTrackingMixin:
         try:
             return pickle.dumps(value, protocol=5)
         except Exception:  # not picklable (pickle raises various types): the serializer decides
-            return self.serializer().dumps({key: value})  # type: ignore[no-any-return]
+            fingerprint: bytes = self.serializer().dumps({key: value})
+            return fingerprint
 
     def _watch_everything(self) -> None:
         self._handed_out = {_EVERYTHING: b""}
@@ -95,8 +96,8 @@ class ChangeTrackingMixin:
         value = self._session.get(key, _ABSENT)
         return default if value is _ABSENT else self._watch(key, value)
 
-    def setdefault(self, key: str, value: Any) -> Any:
-        result = super().setdefault(key, value)  # type: ignore[misc]
+    def setdefault(self, key: str, default: Any = None) -> Any:  # MutableMapping's signature
+        result = super().setdefault(key, default)  # type: ignore[misc]
         return self._watch(key, result)
 
     def values(self) -> Any:
