@@ -115,7 +115,7 @@ class UserSessionService:
             stored = self._guarded(self.index.update, user, self._added(key, meta, age))
             self.recent.mark(key, self.clock.monotonic())
             if stored is not None and len(stored) > self.config.user_sessions_max:
-                self._guarded(self._enforce_limit, user, key)
+                self._guarded(self._enforce_limit, user, key, stored)
 
     def logged_out(self, user_id: str, key: str, reason: str = "logout") -> None:
         """The session of ``key`` no longer belongs to the user (its copies are handled by the
@@ -171,10 +171,17 @@ class UserSessionService:
 
         return change
 
-    def _enforce_limit(self, user_id: str, newest: str) -> None:
-        """USER_SESSIONS_MAX: drop dead entries; if still over, end the least recently seen."""
-        live = [e for e in self.sessions(user_id) if e.key != newest]
-        for entry in live[self.config.user_sessions_max - 1:]:
+    def _enforce_limit(self, user_id: str, newest: str, stored: list[Entry]) -> None:
+        """USER_SESSIONS_MAX: end the least recently seen sessions until the index fits.
+
+        Only the excess is looked at, oldest first (an entry whose session is already gone is
+        just dropped): a login at the limit reads a copy or two, not one per session of the
+        user, which an account with many sessions could otherwise turn into a slow login.
+        """
+        excess = len(stored) - self.config.user_sessions_max
+        others = sorted((e for e in stored if e.key != newest),
+                        key=lambda e: (e.last_seen, e.created))
+        for entry in others[:excess]:
             self.end(user_id, entry.key, "limit")
 
     # -- listing and ending -------------------------------------------------------------------
