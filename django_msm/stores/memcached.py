@@ -24,6 +24,7 @@ from pymemcache.exceptions import (
 from ..clock import Clock, SystemClock
 from ..core.nodes import Node
 from ..exceptions import ItemTooLarge, NodeUnavailable
+from . import meta
 from .base import Store
 from .pool import Connections
 
@@ -140,7 +141,7 @@ class MemcachedStore(Store):
         return exptime(ttl, self.clock.time())
 
     def get(self, key: str) -> bytes | None:
-        return self.client.run(Client.get, key)
+        return self.client.run(meta.get, key)
 
     def add(self, key: str, value: bytes, ttl: int) -> bool:
         return bool(self.client.run(Client.add, key, value, self._exp(ttl), False))
@@ -179,12 +180,13 @@ class MemcachedStore(Store):
         return bool(self.client.run(Client.delete, key, False))
 
     # Version tokens are memcached's CAS values, read and returned by the meta commands of
-    # memcached >= 1.6 (single-line replies, which pymemcache's raw_command reads safely).
+    # memcached >= 1.6. Reads go through ``stores.meta``; writes with a CAS through
+    # pymemcache's raw_command (single-line replies, which it reads safely).
     def get_versioned(self, key: str) -> tuple[bytes | None, bytes | None]:
-        return self.client.run(Client.gets, key)
+        return self.client.run(meta.get_versioned, key)
 
     def version(self, key: str) -> bytes | None:
-        return self.client.run(_meta, b"mg %s c" % key.encode())
+        return self.client.run(meta.version, key)
 
     def add_versioned(self, key: str, value: bytes, ttl: int) -> bytes | None:
         return self._meta_set(key, value, ttl, b"ME")
@@ -235,9 +237,9 @@ class MemcachedStore(Store):
         life = math.ceil(ttl) + 1
         cas = self._meta_set(key, value, life, b"ME")
         if cas is None:
-            held, held_cas = self.client.run(Client.gets, key)
-            if held is None:  # released meanwhile: one more try, the caller's loop does the rest
-                cas = self._meta_set(key, value, life, b"ME")
+            held, held_cas = self.get_versioned(key)
+            if held is None or held_cas is None:  # released meanwhile: one more try, the
+                cas = self._meta_set(key, value, life, b"ME")  # caller's loop does the rest
             elif _deadline(held) <= self.clock.time():
                 cas = self._meta_set(key, value, life, b"C" + held_cas)
         return None if cas is None else b"%s %.6f" % (cas, deadline)
