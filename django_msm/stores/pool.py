@@ -32,10 +32,12 @@ class Connections(Generic[C]):
         connect: Callable[[], C],
         close: Callable[[C], object],
         failed: Callable[[BaseException], None],
+        reuse: Callable[[C], object] | None = None,
     ):
         self._connect = connect
         self._close = close
         self._failed = failed
+        self._reuse = reuse  # readies an idle connection for another command
         self._idle: list[C] = []
         self._generation = 0
         _POOLS.add(self)
@@ -47,6 +49,9 @@ class Connections(Generic[C]):
             connection = self._idle.pop()
         except IndexError:
             connection = self._connect()
+        else:
+            if self._reuse is not None:
+                self._reuse(connection)
         try:
             result = command(connection, *args)
         except BaseException as exc:
