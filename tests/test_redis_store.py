@@ -251,6 +251,22 @@ def test_restarted_node_is_used_again_by_the_same_store(
     assert store.get("k") == VALUE
 
 
+def test_scripts_the_server_lost_are_sent_again(store: RedisStore, raw: Any) -> None:
+    """The scripts go by SHA (EVALSHA); after a restart or SCRIPT FLUSH the server no longer
+    knows them, and the store sends them in full instead of reporting the node down."""
+    token = store.add_versioned("k", VALUE, 100)
+    assert token is not None
+    for call in (
+        lambda: store.version("k") == token,
+        lambda: store.cas("k", b"new", 100, token) is not None,
+        lambda: store.delete_if("k", store.version("k") or b"") is True,
+        lambda: store.unlock("lock", store.lock("lock", b"me", 5.0) or b"") is True,
+    ):
+        raw.script_flush()
+        assert call()
+    assert raw.get("k") is None and raw.get("lock") is None
+
+
 def test_url_clients_are_bounded_by_the_operation_and_backup_timeouts(
     server: RedisProcess,
 ) -> None:

@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+from pymemcache.client.base import Client
 
 from django_msm.exceptions import NodeUnavailable
 from django_msm.runtime import get_registry
@@ -64,19 +65,24 @@ def test_restarted_node_is_back_after_one_failure(memcached_nodes, settings) -> 
 def test_dropping_connections_leaves_those_in_use_open(memcached_nodes, settings) -> None:
     """A failed call drops the pooled connections, but only the idle ones: closing one that
     another thread is in the middle of using made that thread's call raise AttributeError (a
-    500 under a node pause, test_locking_under_faults.py)."""
+    500 under a node pause, test_locking_under_faults.py). The one in use is closed when its
+    command ends, not put back."""
     (server,) = memcached_nodes(1)
     settings.DJANGO_MSM = {"MEMCACHED_NODES": server.spec}
     registry = get_registry()
     _pool_connections(registry.nodes[0])
     store = registry.stores[registry.nodes[0]]
-    pool = store.client.client_pool
-    idle = pool.free
-    assert idle, "the warm-up pooled no connection"
-    in_use = pool.get()  # what another thread holds while this one drops the pool
-    in_use.set("held", b"1")
-    store.drop_connections()
-    assert in_use.sock is not None, "a connection in use was closed under its thread"
-    assert in_use.get("held") == b"1"
-    assert all(client.sock is None for client in idle if client is not in_use)
-    pool.release(in_use)
+    pool = store.client
+    idle = list(pool._idle)
+    assert len(idle) > 1, "the warm-up pooled no spare connection"
+
+    def held_while_dropped(in_use: Client) -> bytes | None:
+        in_use.set("held", b"1")
+        store.drop_connections()  # what another thread's failure does meanwhile
+        assert in_use.sock is not None, "a connection in use was closed under its thread"
+        return in_use.get("held")
+
+    assert pool.run(held_while_dropped) == b"1"
+    assert all(client.sock is None for client in idle)
+    assert pool._idle == [], "a connection out during the drop was put back"
+    assert store.get("held") == b"1"  # a new connection, opened on demand

@@ -17,29 +17,37 @@ Each Store call is one atomic Redis command: ``add`` is ``SET NX EX``, ``replace
 ``SET NX PX`` released by a compare-and-delete script, ``cas`` a compare-and-set script.
 Redis rejects a zero or negative ``EX``, so ``ttl <= 0`` ("already expired", as in memcached)
 becomes a delete or an existence check with the same answer memcached would give.
+
+Our own clients' commands go through redis-py's connections (``send_command``,
+``read_response``) held in a lean pool (``stores.pool.Connections``), not through
+``Redis.execute_command``: its pool, observability hooks and retry wrapper cost about 19 µs of
+CPU around a 15 µs GET. A reused connection is polled first, as redis-py's pool does, so one
+that the server closed (a restart) is reconnected rather than failed. A django-redis client
+keeps its own pool and options: its commands go through ``execute_command``.
 """
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import logging
 import math
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
 from ..core.nodes import Node, NodeKind
 from ..exceptions import ConfigurationError, NodeUnavailable
 from .base import Store, value_token
+from .pool import Connections
 
 if TYPE_CHECKING:
     from redis import Redis
+    from redis.connection import ConnectionInterface as Connection
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # Returns the SHA-1 of the value, computed on the server: a version token without moving the
 # value (the same token ``stores.base.value_token`` derives from the bytes), or nil on a miss.
@@ -76,6 +84,10 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+_SHA = {
+    script: hashlib.sha1(script.encode()).hexdigest()
+    for script in (VERSION_SCRIPT, CAS_SCRIPT, DELETE_IF_SCRIPT, UNLOCK_SCRIPT)
+}
 
 
 def _refused(exc: BaseException) -> bool:
@@ -90,17 +102,35 @@ def _refused(exc: BaseException) -> bool:
     return False
 
 
-def _wrap_errors(method: Callable[..., T]) -> Callable[..., T]:
-    """Turn redis-py and socket errors into NodeUnavailable, refusals marked as such."""
+def _unavailable(node: Node, exc: BaseException) -> NodeUnavailable:
+    return NodeUnavailable(node.label, exc, refused=_refused(exc))
 
-    @functools.wraps(method)
-    def wrapper(self: RedisStore, *args: object) -> T:
-        try:
-            return method(self, *args)
-        except (RedisError, OSError) as exc:
-            raise NodeUnavailable(self.node.label, exc, refused=_refused(exc)) from exc
 
-    return wrapper
+def _command(conn: Connection, *args: object) -> Any:
+    """Send one command on ``conn`` and read its raw reply."""
+    conn.send_command(*args)
+    return conn.read_response()
+
+
+def _pipelined(conn: Connection, commands: Sequence[tuple[object, ...]]) -> list[Any]:
+    """Every command sent at once, then one raw reply read per command."""
+    conn.send_packed_command(conn.pack_commands(commands))
+    return [conn.read_response() for _ in commands]
+
+
+def _freshen(conn: Connection) -> None:
+    """An idle connection with bytes waiting, or closed, was dropped by the server (a restart)
+    or left astray: reconnect it at its next command, as redis-py's pool does."""
+    try:
+        stale = conn.can_read()
+    except (RedisError, OSError):
+        stale = True
+    if stale:
+        conn.disconnect()
+
+
+def _disconnect(conn: Connection) -> None:
+    conn.disconnect()
 
 
 def url_client(url: str, timeout: float) -> Redis:
@@ -141,97 +171,129 @@ class RedisStore(Store):
         self.backup_client = self.client
         if self.owns_client and backup_timeout and backup_timeout != timeout:
             self.backup_client = url_client(node.address, backup_timeout)
-        self._version = self.client.register_script(VERSION_SCRIPT)
-        self._unlock = self.client.register_script(UNLOCK_SCRIPT)
-        self._cas = self.client.register_script(CAS_SCRIPT)
-        self._delete_if = self.client.register_script(DELETE_IF_SCRIPT)
+        self._pool = self._lean(self.client)
+        self._backup_pool = (
+            self._pool if self.backup_client is self.client else self._lean(self.backup_client)
+        )
 
-    @_wrap_errors
+    def _lean(self, client: Redis) -> Connections[Connection]:
+        return Connections(
+            client.connection_pool.make_connection, _disconnect, self._failed, _freshen
+        )
+
+    def _failed(self, exc: BaseException) -> None:
+        """Turn redis-py and socket errors into NodeUnavailable; a script the server does not
+        know (yet) passes, for ``_script`` to send in full."""
+        if isinstance(exc, (RedisError, OSError)) and not isinstance(exc, NoScriptError):
+            raise _unavailable(self.node, exc) from exc
+
+    def _run(self, *args: object) -> Any:
+        """One command on the node (main timeout), its raw reply."""
+        if self.owns_client:
+            return self._pool.run(_command, *args)
+        try:
+            return self.client.execute_command(*args)
+        except BaseException as exc:
+            self._failed(exc)
+            raise
+
+    def _run_backup(self, *args: object) -> Any:
+        """One command within the backup timeout (a django-redis client has only its own)."""
+        if self.owns_client:
+            return self._backup_pool.run(_command, *args)
+        return self._run(*args)
+
+    def _script(self, script: str, key: str, *args: object) -> Any:
+        """``EVALSHA`` of one of the scripts above, ``EVAL`` when the server lost it (a
+        restart, ``SCRIPT FLUSH``): Redis then keeps it for the next ``EVALSHA``."""
+        try:
+            return self._run("EVALSHA", _SHA[script], 1, key, *args)
+        except NoScriptError:
+            return self._run("EVAL", script, 1, key, *args)
+
     def get(self, key: str) -> bytes | None:
-        return self.client.get(key)  # type: ignore[return-value]
+        return self._run("GET", key)
 
-    @_wrap_errors
     def add(self, key: str, value: bytes, ttl: int) -> bool:
         if ttl <= 0:
-            return not self.client.exists(key)
-        return bool(self.client.set(key, value, ex=ttl, nx=True))
+            return not self._run("EXISTS", key)
+        return bool(self._run("SET", key, value, "EX", ttl, "NX"))
 
-    @_wrap_errors
     def replace(self, key: str, value: bytes, ttl: int) -> bool:
         if ttl <= 0:
-            return bool(self.client.delete(key))
-        return bool(self.client.set(key, value, ex=ttl, xx=True))
+            return bool(self._run("DEL", key))
+        return bool(self._run("SET", key, value, "EX", ttl, "XX"))
 
-    @_wrap_errors
     def set(self, key: str, value: bytes, ttl: int) -> None:
         if ttl <= 0:
-            self.backup_client.delete(key)
+            self._run_backup("DEL", key)
         else:
-            self.backup_client.set(key, value, ex=ttl)
+            self._run_backup("SET", key, value, "EX", ttl)
 
-    @_wrap_errors
     def touch(self, key: str, ttl: int) -> bool:
         if ttl <= 0:
-            return bool(self.client.delete(key))
-        return bool(self.client.expire(key, ttl))
+            return bool(self._run("DEL", key))
+        return bool(self._run("EXPIRE", key, ttl))
 
-    @_wrap_errors
     def delete(self, key: str) -> bool:
-        return bool(self.client.delete(key))
+        return bool(self._run("DEL", key))
 
-    @_wrap_errors
     def version(self, key: str) -> bytes | None:
         """The SHA-1 token of the stored value, computed by Redis so the value stays there."""
-        token = self._version(keys=[key])
+        token = self._script(VERSION_SCRIPT, key)
         return None if token is None else bytes(token)
 
-    @_wrap_errors
     def get_many_versioned(self, keys: list[str]) -> dict[str, tuple[bytes, bytes]]:
         """One ``MGET`` for the batch; tokens are the values' SHA-1, as ``version`` gives."""
-        values: list[bytes | None] = self.client.mget(keys) if keys else []  # type: ignore[assignment]
+        values: list[bytes | None] = self._run("MGET", *keys) if keys else []
         return {k: (v, value_token(v)) for k, v in zip(keys, values, strict=True) if v is not None}
 
-    @_wrap_errors
     def add_many_versioned(self, items: list[tuple[str, bytes, int]]) -> list[bytes | None]:
         """One pipeline of ``SET NX EX`` (not a transaction: each item stands alone)."""
-        pipe = self.client.pipeline(transaction=False)
-        for key, value, ttl in items:
-            if ttl > 0:
-                pipe.set(key, value, ex=ttl, nx=True)
-        answers = iter(pipe.execute() if items else [])
+        commands = [("SET", key, value, "EX", ttl, "NX") for key, value, ttl in items if ttl > 0]
+        answers = iter(self._pipeline(commands) if commands else [])
         return [value_token(value) if ttl > 0 and next(answers) else None
                 for _, value, ttl in items]
 
-    @_wrap_errors
+    def _pipeline(self, commands: Sequence[tuple[object, ...]]) -> list[Any]:
+        if self.owns_client:
+            return self._pool.run(_pipelined, commands)
+        pipe = self.client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        try:
+            return pipe.execute()
+        except BaseException as exc:
+            self._failed(exc)
+            raise
+
     def cas(self, key: str, value: bytes, ttl: int, token: bytes) -> bytes | None:
         """One script, so the compare and the set are atomic (and touch one key: Cluster-safe)."""
         if ttl <= 0:
-            self._delete_if(keys=[key], args=[token])
+            self._script(DELETE_IF_SCRIPT, key, token)
             return None
-        new = self._cas(keys=[key], args=[token, value, ttl])
+        new = self._script(CAS_SCRIPT, key, token, value, ttl)
         return None if new is None else bytes(new)
 
-    @_wrap_errors
     def delete_if(self, key: str, token: bytes) -> bool:
-        return bool(self._delete_if(keys=[key], args=[token]))
+        return bool(self._script(DELETE_IF_SCRIPT, key, token))
 
-    @_wrap_errors
     def lock(self, key: str, token: bytes, ttl: float) -> bytes | None:
         """``SET NX PX``: the token is both the lock's value and the proof that releases it."""
-        taken = self.client.set(key, token, px=max(1, math.ceil(ttl * 1000)), nx=True)
+        taken = self._run("SET", key, token, "PX", max(1, math.ceil(ttl * 1000)), "NX")
         return token if taken else None
 
-    @_wrap_errors
     def unlock(self, key: str, proof: bytes) -> bool:
-        return bool(self._unlock(keys=[key], args=[proof]))
+        return bool(self._script(UNLOCK_SCRIPT, key, proof))
 
-    @_wrap_errors
     def ping(self) -> None:
-        self.client.ping()
+        self._run("PING")
 
     def close(self) -> None:
         """Close our own pools; a django-redis client belongs to its cache and stays open."""
         if self.owns_client:
+            self._pool.clear()
+            self._backup_pool.clear()
             self.client.close()
             if self.backup_client is not self.client:
                 self.backup_client.close()

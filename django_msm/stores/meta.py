@@ -1,0 +1,107 @@
+"""The memcached reads every request makes, as meta commands on a pooled client's socket.
+
+pymemcache spends about 4 µs of CPU around a 1 KB ``get`` (key checks, command assembly, a
+reader built for many keys and every reply form): a third of a loopback round trip, on the
+read that every request makes. The reads here are one meta command each (memcached >= 1.6, as
+the rest of the store needs), one reply line and at most one value, so their parser is short:
+
+    mg <key> v      ->  VA <size>\\r\\n<value>\\r\\n   or  EN\\r\\n
+    mg <key> v c    ->  VA <size> c<cas>\\r\\n<value>\\r\\n
+    mg <key> c      ->  HD c<cas>\\r\\n                or  EN\\r\\n
+
+They run on the socket of a pymemcache ``Client`` between its own commands: pymemcache keeps
+no read buffer from one command to the next, and these read exactly their own reply, so the
+two never see each other's bytes. Errors are pymemcache's exceptions, so the store translates
+them as it does the others; the caller closes a client whose command raised.
+"""
+
+from __future__ import annotations
+
+from pymemcache.client.base import Client
+from pymemcache.exceptions import (
+    MemcacheClientError,
+    MemcacheIllegalInputError,
+    MemcacheServerError,
+    MemcacheUnexpectedCloseError,
+    MemcacheUnknownError,
+)
+
+_CHUNK = 64 * 1024
+_MAX_KEY = 250
+_FORBIDDEN = b" \t\n\r\x0b\x0c\x00"  # what pymemcache refuses: whitespace and NUL
+
+
+def get(client: Client, key: str) -> bytes | None:
+    """The stored value, or None on a miss."""
+    return _value(client, b"mg %s v\r\n" % _key(key))[0]
+
+
+def get_versioned(client: Client, key: str) -> tuple[bytes | None, bytes | None]:
+    """The stored value and its CAS, or (None, None) on a miss."""
+    return _value(client, b"mg %s v c\r\n" % _key(key))
+
+
+def version(client: Client, key: str) -> bytes | None:
+    """The item's CAS without its value, or None on a miss."""
+    header, _ = _request(client, b"mg %s c\r\n" % _key(key))
+    return None if header == b"EN" else _cas(header, b"HD")
+
+
+def _key(key: str) -> bytes:
+    """The key as pymemcache would send it, refused where pymemcache would refuse it (the
+    message leaves the key out: it may be a session key)."""
+    try:
+        data = key.encode("ascii")
+    except UnicodeEncodeError as exc:
+        raise MemcacheIllegalInputError("key is not ASCII") from exc
+    if len(data) > _MAX_KEY or len(data.translate(None, _FORBIDDEN)) != len(data):
+        raise MemcacheIllegalInputError("key too long or with whitespace or NUL")
+    return data
+
+
+def _value(client: Client, command: bytes) -> tuple[bytes | None, bytes | None]:
+    header, rest = _request(client, command)
+    if header == b"EN":
+        return None, None
+    if not header.startswith(b"VA "):
+        raise MemcacheUnknownError(f"unexpected meta reply {header[:40]!r}")
+    size = int(header.split(b" ", 2)[1])
+    sock = client.sock
+    while len(rest) < size + 2:
+        chunk = sock.recv(max(_CHUNK, size + 2 - len(rest)))
+        if not chunk:
+            raise MemcacheUnexpectedCloseError()
+        rest += chunk
+    if len(rest) != size + 2 or rest[size:] != b"\r\n":
+        raise MemcacheUnknownError("meta reply longer than announced")
+    cas = _cas(header, b"VA") if b" c" in header else None
+    return rest[:size], cas
+
+
+def _request(client: Client, command: bytes) -> tuple[bytes, bytes]:
+    """Send ``command``; return its reply line and whatever followed it."""
+    if client.sock is None:
+        client._connect()  # pymemcache's own connect: its timeouts and socket options
+    sock = client.sock
+    sock.sendall(command)
+    buf = sock.recv(_CHUNK)
+    while b"\r\n" not in buf:
+        if not buf or len(buf) > _CHUNK:
+            raise MemcacheUnexpectedCloseError()
+        chunk = sock.recv(_CHUNK)
+        if not chunk:
+            raise MemcacheUnexpectedCloseError()
+        buf += chunk
+    header, _, rest = buf.partition(b"\r\n")
+    if header.startswith(b"SERVER_ERROR"):
+        raise MemcacheServerError(header[13:])
+    if header.startswith(b"CLIENT_ERROR"):
+        raise MemcacheClientError(header[13:])
+    return header, rest
+
+
+def _cas(header: bytes, status: bytes) -> bytes:
+    for flag in header.split()[1:] if status == b"HD" else header.split()[2:]:
+        if flag.startswith(b"c"):
+            return flag[1:]
+    raise MemcacheUnknownError(f"meta reply without CAS: {header[:40]!r}")
