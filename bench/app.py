@@ -43,13 +43,18 @@ def create_url(size: int | None) -> str:
 _users = itertools.count(4217)
 
 
+def new_user_id() -> str:
+    """A user id no session of this run has had yet."""
+    return str(next(_users))
+
+
 def session_content(size: int | None = None) -> dict[str, Any]:
     """A realistic small session (what ``django.contrib.auth.login`` stores, plus a short cart);
     with ``size``, padded to about ``size`` bytes of JSON by an incompressible ``blob``."""
     content: dict[str, Any] = {
         # One user per session, as on a real site: the per-user index (USER_SESSIONS_MAX) would
         # otherwise end a user's oldest sessions while the bench still reads them.
-        "_auth_user_id": str(next(_users)),
+        "_auth_user_id": new_user_id(),
         "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
         "_auth_user_hash": "5f1d7a0c3e9b2846d1f0a7c4e8b3925d6a1c0f7e4b8d2a9c3f6e1b0d7a4c8e2f",
         "currency": "EUR",

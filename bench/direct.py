@@ -63,9 +63,10 @@ def modify(store_class: StoreClass, key: str | None, content: dict[str, Any]) ->
 
 
 def create(store_class: StoreClass, key: str | None, content: dict[str, Any]) -> SessionBase:
-    """bench.app's create view: a new session with the whole content."""
+    """bench.app's create view: a new session with the whole content, a login of a user of its
+    own (as on a site: one user logging in again and again would keep hitting USER_SESSIONS_MAX)."""
     session = store_class()
-    session.update(content)
+    session.update({**content, "_auth_user_id": app.new_user_id()})
     finish(session)
     return session
 
