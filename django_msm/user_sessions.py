@@ -53,7 +53,7 @@ class UserSession:
 
 
 def session_handle(session_key: str) -> str:
-    return salted_hmac(HANDLE_SALT, session_key).hexdigest()[:24]
+    return salted_hmac(HANDLE_SALT, session_key, algorithm="sha256").hexdigest()[:24]
 
 
 def user_id_of(user: Any) -> str:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from django.test import override_settings
@@ -15,6 +18,8 @@ from django_msm.core import keys as msm_keys
 from django_msm.core.hostversions import _STRIDE, HostVersions
 from django_msm.runtime import get_cluster, reset_cluster
 from django_msm.session import SessionStore
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -65,17 +70,28 @@ def test_tokens_too_long_to_hold_are_forgotten(path):
     assert table._map.size() == 8 * _STRIDE
 
 
-def _write_in_child(path: str, key: str, token: bytes) -> None:
-    HostVersions(path, 64, 5.0, SystemClock()).put(key, token)
+# Another process of the host, started fresh (a fork of this multi-threaded test process could
+# deadlock in the child, which made this test fail once in a CI run on Python 3.13).
+_OTHER_PROCESS = """
+import sys, time
+from django_msm.clock import SystemClock
+from django_msm.core.hostversions import HostVersions
+table = HostVersions(sys.argv[1], 64, 5.0, SystemClock())
+table.put("k", b"42")
+print("written", flush=True)
+sys.stdin.read()  # hold the table open until the test has read it
+"""
 
 
 def test_the_table_is_shared_between_processes(path):
-    process = multiprocessing.get_context("fork").Process(
-        target=_write_in_child, args=(path, "k", b"42")
-    )
-    process.start()
-    process.join(timeout=10)
-    assert HostVersions(path, 64, 5.0, SystemClock()).get("k") == b"42"
+    other = subprocess.Popen([sys.executable, "-c", _OTHER_PROCESS, path], cwd=ROOT,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout is not None and other.stdout.readline() == "written\n"
+        assert HostVersions(path, 64, 5.0, SystemClock()).get("k") == b"42"
+    finally:
+        other.communicate(timeout=30)
+    assert other.returncode == 0
 
 
 @pytest.mark.integration
@@ -133,26 +149,30 @@ def test_the_last_user_to_close_the_table_removes_it(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def _open_and_wait(path: str, opened) -> None:
-    HostVersions(path, 64, 5.0, SystemClock())
-    opened.set()
-    time.sleep(60)  # killed by the test, never closes
+_OPEN_AND_WAIT = """
+import sys, time
+from django_msm.clock import SystemClock
+from django_msm.core.hostversions import HostVersions
+table = HostVersions(sys.argv[1], 64, 5.0, SystemClock())
+print("opened", flush=True)
+time.sleep(60)  # killed by the test, never closes
+"""
 
 
 def test_tables_left_by_dead_processes_are_removed_at_start(tmp_path):
     folder = str(tmp_path)
     dead_path = HostVersions.path_for("dead", folder)
-    context = multiprocessing.get_context("fork")
-    opened = context.Event()
-    worker = context.Process(target=_open_and_wait, args=(dead_path, opened))
-    worker.start()
+    worker = subprocess.Popen([sys.executable, "-c", _OPEN_AND_WAIT, dead_path], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
     try:
-        assert opened.wait(10)
+        assert worker.stdout is not None and worker.stdout.readline() == "opened\n"
         live = HostVersions(HostVersions.path_for("live", folder), 64, 5.0, SystemClock())
         assert HostVersions.remove_stale(folder) == 0  # the worker still holds its table
     finally:
         worker.kill()
-        worker.join(10)
+        worker.wait(10)
+        if worker.stdout is not None:
+            worker.stdout.close()
     assert os.path.exists(dead_path)  # killed: nobody closed it
     (tmp_path / "django_msm-notatable").write_bytes(b"x")
     assert HostVersions.remove_stale(folder) == 1
