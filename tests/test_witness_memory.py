@@ -220,3 +220,54 @@ def test_the_read_free_save_still_meets_every_refusal(cluster: Cluster) -> None:
     with pytest.raises(SessionConflict) as refused:  # unlocked, over the move's tombstone
         commit(cluster, sid, b'{"n":3}', base=2, strict=False, token=loaded.token)
     assert refused.value.moved_to == str(moved)
+
+
+def test_an_unlocked_save_is_not_dropped_when_a_repair_rewrites_the_witness(
+    cluster: Cluster,
+) -> None:
+    """A repair pass brings a stale witness copy up to the home's revision between this save's
+    read of the witness and its compare-and-set. That is no concurrent save (the revision is
+    the one this request loaded): the save must commit, not be dropped as superseded (a lost
+    update seen on memcached, whose versions change with every write)."""
+    sid, _ = cluster.session("n1")
+    stale = cluster.store("n2").get(bk(sid))
+    commit(cluster, sid, b'{"n":2}', base=1, token=cluster.load(sid).token)
+    cluster.store("n2").set(bk(sid), stale, TTL)  # the witness missed revision 2
+    loaded = cluster.load(sid)
+    witness, current = cluster.parts.witness, cluster.store("n1").get(pk(sid))
+    real_read = witness.read
+
+    def repair_between(node, key):  # the repair's compare-and-set lands after this read
+        witness.read = real_read
+        held = real_read(node, key)
+        assert cluster.store("n2").cas(key, current, TTL, held[1]) is not None
+        return held
+
+    witness.read = repair_between
+    done = commit(cluster, sid, b'{"n":3}', base=2, strict=False, token=loaded.token)
+    assert done.result is UpdateResult.STORED
+    for node, key in (("n1", pk(sid)), ("n2", bk(sid))):
+        assert cluster.stored(node, key).payload == b'{"n":3}'
+
+
+def test_a_committed_save_reaches_the_home_after_the_witness_lost_it(cluster: Cluster) -> None:
+    """After the witness took this save it restarted empty and a repair restored the home's
+    older copy there; the home copy changed too (the same repair). No save passed the witness:
+    the home must still get this save, or both copies hold the older one."""
+    sid, _ = cluster.session("n1")
+    loaded = cluster.load(sid)
+    witness, older = cluster.parts.witness, cluster.store("n1").get(pk(sid))
+    real_cas = witness.cas
+
+    def restart_and_restore(node, key, data, ttl, expected):
+        if key == pk(sid):
+            witness.cas = real_cas
+            cluster.store("n2").delete(bk(sid))
+            cluster.store("n2").add(bk(sid), older, TTL)
+            return None  # the repair rewrote the home too: this compare-and-set misses
+        return real_cas(node, key, data, ttl, expected)
+
+    witness.cas = restart_and_restore
+    done = commit(cluster, sid, b'{"n":2}', base=1, strict=False, token=loaded.token)
+    assert done.result is UpdateResult.STORED
+    assert cluster.stored("n1", pk(sid)).payload == b'{"n":2}'

@@ -94,7 +94,7 @@ class Witness:
             return Commit(UpdateResult.STORED, None, False)
         if witnessed is Witnessed.COMMITTED:
             assert mine is not None
-            return self._after_witness(sid, primary, data, ttl, home_token, mine)
+            return self._after_witness(sid, primary, data, ttl, home_token, (mine, copy.revision))
         outcome, token = self._write_home(
             sid, primary, data, ttl, home_token,
             lambda held: self._replaceable(primary, held, strict),
@@ -112,14 +112,15 @@ class Witness:
 
     def _after_witness(
         self, sid: SessionId, primary: Node, data: bytes, ttl: int,
-        home_token: bytes | None, mine: bytes,
+        home_token: bytes | None, committed: tuple[bytes, int],
     ) -> Commit:
-        """The witness committed (its copy's version is ``mine``): write the home. The home
-        follows the witness: another save's copy there is replaced while no save passed the
-        witness after this one. Whatever the home answers, the save stands."""
+        """The witness committed (``committed``: its copy's version and revision): write the
+        home. The home follows the witness: another save's copy there is replaced while no save
+        passed the witness after this one. Whatever the home answers, the save stands."""
         try:
             outcome, token = self._write_home(
-                sid, primary, data, ttl, home_token, lambda _: self._latest(sid, primary, mine)
+                sid, primary, data, ttl, home_token,
+                lambda _: self._latest(sid, primary, *committed),
             )
         except NodeUnavailable:
             # Not lost (the witness has it): the caller moves the session from this copy.
@@ -133,14 +134,19 @@ class Witness:
         statistics.incr("saves")
         return Commit(UpdateResult.STORED, token, True)
 
-    def _latest(self, sid: SessionId, primary: Node, mine: bytes) -> bool:
-        """True while the witness still holds this save's copy (no save passed it since)."""
+    def _latest(self, sid: SessionId, primary: Node, mine: bytes, revision: int) -> bool:
+        """True while no save passed the witness after this one: it holds this save's copy, or
+        it lost it (a restart) and holds nothing or an older revision (a repair's restore)."""
         node, key = self.node(primary), self.keys.backup(sid)
         assert node is not None
         try:
-            return self.registry.call(node, lambda s: s.version(key)) == mine
+            stored, token = self.read(node, key)
         except NodeUnavailable:
             return False
+        if stored is None or token == mine:
+            return True
+        current = self.copies._decode(node, stored)
+        return current is not None and not current.is_tombstone and current.revision < revision
 
     def _replaceable(self, primary: Node, held: bytes, strict: bool) -> bool:
         """Whether a home-only save replaces another save's copy at the home: never when
@@ -227,9 +233,11 @@ class Witness:
                 stored, token = self.read(node, key)
                 if stored is None or token is None:
                     return Witnessed.MISSING, None
-                self._check(node, stored, base, strict)
-                if attempt and not strict:
-                    return Witnessed.SUPERSEDED, None  # a write landed between read and CAS
+                current = self._check(node, stored, base, strict)
+                if attempt and not strict and current is not None and current.revision > base:
+                    # A save landed between read and CAS. A rewrite of a revision this request
+                    # has seen (a repair pass) is not one: that save would be lost for nothing.
+                    return Witnessed.SUPERSEDED, None
                 written = self.cas(node, key, data, ttl, token)
                 if written is not None:
                     return Witnessed.COMMITTED, written
@@ -238,15 +246,17 @@ class Witness:
         statistics.incr("save_conflicts")
         raise SessionConflict
 
-    def _check(self, node: Node, stored: bytes, base: int, strict: bool) -> None:
-        """Refuse to overwrite a tombstone, or (strict) a revision this request never saw."""
+    def _check(self, node: Node, stored: bytes, base: int, strict: bool) -> Copy | None:
+        """Refuse to overwrite a tombstone, or (strict) a revision this request never saw;
+        return the decoded copy (None: unreadable, overwritten)."""
         current = self.copies._decode(node, stored)
         if current is None:
-            return  # unreadable: overwritten
+            return None
         self._refuse_tombstone(current)
         if strict and current.revision > base:
             statistics.incr("save_conflicts")
             raise SessionConflict
+        return current
 
     @staticmethod
     def _refuse_tombstone(current: Copy) -> None:
