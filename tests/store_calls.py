@@ -45,6 +45,7 @@ def every_call(key: str) -> list[tuple[str, Callable[[Store], object]]]:
         ("delete_if", lambda s: s.delete_if(key, b"1")),
         ("lock", lambda s: s.lock(key, b"owner", 5.0)), ("unlock", lambda s: s.unlock(key, b"1")),
         ("ping", lambda s: s.ping()),
+        ("start", lambda s: s.start("add_versioned", key, VALUE, 10)()),
     ]
 
 

@@ -280,6 +280,25 @@ class StoreContract:
         assert store.cas(KEY, b"late", 100, second) is None
         assert store.get(KEY) is None
 
+    def test_started_commands_answer_as_the_calls_would(self, store: Store) -> None:
+        """``start`` sends now and answers later; several may be out at once on one store."""
+        other = f"{KEY}-other"
+        missing, added = store.start("get_versioned", KEY), store.start("add", other, b"o", 100)
+        assert (missing(), added()) == ((None, None), True)
+        created = store.start("add_versioned", KEY, b"first", 100)
+        again = store.start("add", other, b"late", 100)
+        token, refused = created(), again()
+        assert isinstance(token, bytes) and refused is False
+        assert store.start("get_versioned", KEY)() == (b"first", token)
+        assert store.start("add_versioned", KEY, b"late", 100)() is None
+        stale = store.start("cas", KEY, b"x", 100, token + b"0")
+        not_a_token = store.start("cas", KEY, b"x", 100, b"not a token")
+        assert (stale(), not_a_token()) == (None, None)
+        new = store.start("cas", KEY, b"second", 100, token)()
+        assert isinstance(new, bytes) and store.get_versioned(KEY) == (b"second", new)
+        assert store.get(other) == b"o"
+        self.assert_expires_in(store, KEY, 100)
+
     def test_concurrent_cas_on_one_version_has_one_winner(self, store: Store) -> None:
         token = store.add_versioned(KEY, b"start", 100)
         assert token is not None

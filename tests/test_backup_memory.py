@@ -154,14 +154,14 @@ def test_storage_keys_carry_the_prefix() -> None:
     cluster = make_cluster(STORAGE_KEY_PREFIX="static:shop static:v2")
     sid, _ = cluster.session("n1")
     assert ("add", f"shop:v2_{sid}") in cluster.calls()["n1"]
-    assert ("set", f"bak:shop:v2_{sid}") in cluster.calls()["n2"]
+    assert ("add", f"bak:shop:v2_{sid}") in cluster.calls()["n2"]
 
 
 def test_backup_write_walks_past_a_down_node(cluster: Cluster) -> None:
     cluster.store("n2").down = True
     sid, copy = cluster.session("n1")
     assert cluster.stored("n3", bk(sid)) == copy
-    assert cluster.calls()["n2"] == [("set", bk(sid))]
+    assert cluster.calls()["n2"] == [("add", bk(sid))]  # sent with the primary's add
     cluster.forget_calls()
     cluster.session("n1")
     assert cluster.calls()["n2"] == []  # quarantined: not asked again meanwhile
@@ -251,7 +251,11 @@ def test_create_gives_up_after_a_few_collisions(
     with pytest.raises(NoNodesAvailable) as info:
         cluster.service.create(cluster.copy(), TTL, None)
     assert info.value.causes == {n: "3 key collisions in a row" for n in ("n1", "n2", "n3")}
-    assert all(len(calls) == 3 for calls in cluster.calls().values())
+    primary_adds = {node: [c for c in calls if not c[1].startswith("bak:")]
+                    for node, calls in cluster.calls().items()}
+    assert all(len(calls) == 3 for calls in primary_adds.values())
+    assert not any(cluster.stored(node, bk(SessionId(base, other, None)))  # none left behind
+                   for node in ("n1", "n2", "n3") for other in ("n1", "n2", "n3"))
 
 
 # -- update / touch / delete -----------------------------------------------------------------

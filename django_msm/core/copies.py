@@ -202,15 +202,13 @@ class BackupSessionService:
         for node in self.registry.new_session_nodes():
             for _ in range(CREATE_ATTEMPTS):
                 sid = new_id(node.id, route)
-                key = self.keys.primary(sid)
                 try:
-                    token = self.registry.call(node, methodcaller("add_versioned", key, data, ttl))
+                    token = self._add_both(sid, node, data, ttl)
                 except NodeUnavailable as exc:
                     causes[node.label] = str(exc.cause)
                     break
                 if token is not None:
                     statistics.incr("creates")
-                    self.write_backup(sid, node, data, ttl)
                     self.away.refresh_once()  # generations exist before a node restarts unseen
                     return sid, token
             else:
@@ -219,11 +217,28 @@ class BackupSessionService:
 
     def add(self, sid: SessionId, primary: Node, copy: Copy, ttl: int) -> bytes | None:
         """Store a session under a given key only if the key is free; return its token."""
-        data, key = self.pack(copy), self.keys.primary(sid)
-        token = self.registry.call(primary, lambda s: s.add_versioned(key, data, ttl))
-        if token is not None:
+        return self._add_both(sid, primary, self.pack(copy), ttl)
+
+    def _add_both(self, sid: SessionId, primary: Node, data: bytes, ttl: int) -> bytes | None:
+        """Add the primary copy and, in the same round trip, the backup copy on the first backup
+        target (the witness); return the primary's token, None if the key exists. A backup
+        that did not go there is written as ``write_backup`` does; one added for a key that
+        was not created goes again (no client has that key)."""
+        key, backup_key = self.keys.primary(sid), self.keys.backup(sid)
+        targets = self.registry.backup_targets(primary)[:1]
+        token, *backup = self.registry.call_many(
+            [(primary, "add_versioned", (key, data, ttl))]
+            + [(node, "add", (backup_key, data, ttl)) for node in targets]
+        )
+        if isinstance(token, NodeUnavailable) or token is None:
+            if backup == [True]:
+                self._try(targets[0], methodcaller("delete", backup_key))
+            if isinstance(token, NodeUnavailable):
+                raise token
+            return None
+        if targets and backup != [True]:
             self.write_backup(sid, primary, data, ttl)
-        return token
+        return bytes(token)
 
     def update(
         self, sid: SessionId, primary: Node, copy: Copy, ttl: int

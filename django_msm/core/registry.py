@@ -8,8 +8,8 @@ process-wide instance is owned by ``django_msm.runtime``.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from ..clock import Clock, SystemClock
 from ..exceptions import NodeUnavailable
@@ -21,6 +21,7 @@ from .keys import SessionId
 from .nodes import Node, NodeKind
 
 T = TypeVar("T")
+Call = tuple[Node, str, tuple[Any, ...]]  # a node, a Store method's name and its arguments
 
 
 class NodeRegistry:
@@ -122,13 +123,47 @@ class NodeRegistry:
 
     def call(self, node: Node, operation: Callable[[Store], T]) -> T:
         """Run ``operation`` on ``node``'s store, skipping quarantined nodes, recording health."""
+        self._admit(node)
+        return self._recorded(node, lambda: operation(self.stores[node]))
+
+    def call_many(self, calls: Sequence[Call]) -> list[Any]:
+        """Run one store command on each of several nodes at once: every command is sent before
+        any reply is read (``Store.start``), so a copy on each of two nodes costs one round trip.
+
+        Each answer is the command's result, or the NodeUnavailable it raised (health recorded
+        as ``call`` does). Any other error is raised once every reply has been read.
+        """
+        sent = [self._send(node, method, args) for node, method, args in calls]
+        answers: list[Any] = []
+        for (node, _, _), reply in zip(calls, sent, strict=True):
+            try:
+                answers.append(reply if isinstance(reply, Exception) else
+                               self._recorded(node, reply))
+            except Exception as exc:  # NodeUnavailable, or raised after the others are read
+                answers.append(exc)
+        error = next((a for a in answers if isinstance(a, Exception)
+                      and not isinstance(a, NodeUnavailable)), None)
+        if error is not None:
+            raise error
+        return answers
+
+    def _send(self, node: Node, method: str, args: tuple[Any, ...]) -> Any:
+        try:
+            self._admit(node)
+            return self._recorded(node, lambda: self.stores[node].start(method, *args))
+        except Exception as exc:  # answered in call_many, in its place
+            return exc
+
+    def _admit(self, node: Node) -> None:
         if self.is_retired(node):
             raise NodeUnavailable(node.label, "retired", refused=True)
-        health = self.health[node]
-        if not health.available():
+        if not self.health[node].available():
             raise NodeUnavailable(node.label, "quarantined")
+
+    def _recorded(self, node: Node, operation: Callable[[], T]) -> T:
+        health = self.health[node]
         try:
-            result = operation(self.stores[node])
+            result = operation()
         except NodeUnavailable as exc:
             health.record_failure(exc)
             self.on_failure(node)

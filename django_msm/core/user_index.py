@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 
 from ..clock import Clock
 from ..exceptions import CorruptCopy, NodeUnavailable
-from ..stores import Store
 from .config import MsmConfig
 from .envelope import Copy, Kind, pack, unpack
 from .nodes import Node
@@ -141,14 +140,13 @@ class UserIndex:
 
     def _read_places(self, user_id: str) -> list[_Place]:
         """Every place that answered, in placement order (bounded by the node count)."""
-        found = []
-        for node, key in self.places(user_id):
-            try:
-                data, token = self.registry.call(node, _get_versioned(key))
-            except NodeUnavailable:
-                continue
-            found.append(self._decoded(node, key, data, token))
-        return found
+        places = self.places(user_id)
+        answers = self.registry.call_many([(n, "get_versioned", (key,)) for n, key in places])
+        return [
+            self._decoded(node, key, *answer)
+            for (node, key), answer in zip(places, answers, strict=True)
+            if not isinstance(answer, NodeUnavailable)
+        ]
 
     def _decoded(self, node: Node, key: str, data: bytes | None, token: bytes | None) -> _Place:
         place = _Place(node, key, token, None)
@@ -184,8 +182,9 @@ class UserIndex:
             if wanted == current and places[0].copy is not None:
                 return current
             copy, data, ttl = self._new_copy(places, wanted)
-            if self._write(places[0], data, ttl):
-                self._follow(places[1:], copy, ttl)
+            written = self._write_first(places[:2], data, ttl)
+            if written[0]:
+                self._follow(places[1:], copy, ttl, written[1:])
                 statistics.incr("user_index_writes")
                 return wanted
         statistics.incr("user_index_conflicts")
@@ -203,21 +202,28 @@ class UserIndex:
 
     def _write(self, place: _Place, data: bytes, ttl: int) -> bool:
         """Compare-and-set over the version read (an add where there was none)."""
-        key, token = place.key, place.token
-        try:
-            if token is None:
-                new = self.registry.call(place.node, lambda s: s.add_versioned(key, data, ttl))
-            else:
-                new = self.registry.call(place.node, lambda s: s.cas(key, data, ttl, token))
-        except NodeUnavailable:
-            return False
-        place.token = new
-        return new is not None
+        return self._write_first([place], data, ttl)[0]
 
-    def _follow(self, others: list[_Place], copy: Copy, ttl: int) -> None:
-        """Bring the other copies to this version: the next place always (the backup), later
-        places only where a copy was found (leftovers of an earlier outage)."""
+    def _write_first(self, places: list[_Place], data: bytes, ttl: int) -> list[bool]:
+        """``_write`` of each place, all in one round trip (the first place and the backup):
+        the first decides; a backup written over the version read is the version this writer
+        merged, so a lost race there only costs the loser a retry."""
+        answers = self.registry.call_many([
+            (p.node, "add_versioned", (p.key, data, ttl)) if p.token is None
+            else (p.node, "cas", (p.key, data, ttl, p.token))
+            for p in places
+        ])
+        for place, answer in zip(places, answers, strict=True):
+            place.token = None if isinstance(answer, NodeUnavailable) else answer
+        return [place.token is not None for place in places]
+
+    def _follow(self, others: list[_Place], copy: Copy, ttl: int, written: list[bool]) -> None:
+        """Bring the other copies to this version: the next place always (the backup), unless
+        it was written with the first; later places only where a copy was found (leftovers
+        of an earlier outage)."""
         for index, place in enumerate(others):
+            if index == 0 and written and written[0]:
+                continue
             if index == 0 or place.copy is not None:
                 self._catch_up(place, copy, ttl)
 
@@ -242,7 +248,3 @@ class UserIndex:
     def _pack(self, copy: Copy) -> bytes:
         return pack(copy, self.config.signing_keys[0], self.config.compress_min_size)
 
-
-def _get_versioned(key: str) -> Callable[[Store], tuple[bytes | None, bytes | None]]:
-    """The read of one key, for ``NodeRegistry.call`` (a lambda in a loop would bind late)."""
-    return lambda store: store.get_versioned(key)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import abc
 import hashlib
+from collections.abc import Callable
+from typing import Any
 
 from ..core.nodes import Node
 
@@ -118,6 +120,22 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def unlock(self, key: str, proof: bytes) -> bool:
         """Delete the lock only if it is still the one ``proof`` came from (compare-and-delete)."""
+
+    def start(self, method: str, *args: Any) -> Callable[[], Any]:
+        """Send ``method(*args)`` without waiting for its reply; the returned call waits and
+        answers (or raises) what ``getattr(self, method)(*args)`` would. Two commands to two
+        nodes then cost one round trip, not two (``NodeRegistry.call_many``). Adapters split
+        the commands they can; this default runs the command at once."""
+        try:
+            result = getattr(self, method)(*args)
+        except Exception as exc:  # raised when the reply is asked for, as a split one would
+            failure = exc
+
+            def fail() -> Any:
+                raise failure
+
+            return fail
+        return lambda: result
 
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release connections."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from typing import Any
 
 from pymemcache.client.base import Client
 from pymemcache.exceptions import (
@@ -56,6 +58,14 @@ def _cas(reply: bytes) -> bytes | None:
         if flag.startswith(b"c"):
             return flag[1:]
     raise MemcacheUnknownError(f"meta reply without CAS: {reply!r}")
+
+
+_ADD_FLAGS = {"add": b"ME", "add_versioned": b"ME"}  # the meta set mode of the split adds
+
+
+def _stored(reply: bytes) -> bool:
+    """Parse a meta set reply without a CAS: ``HD`` stored, ``NS`` not stored."""
+    return reply.startswith(b"HD")
 
 
 def _deadline(text: bytes) -> float:
@@ -202,9 +212,30 @@ class MemcachedStore(Store):
 
     def _meta_set(self, key: str, value: bytes, ttl: int, flag: bytes) -> bytes | None:
         """``ms`` with a mode (ME add, MR replace) or a CAS compare (C<cas>); the new CAS."""
+        return self.client.run(_meta, self._ms(key, value, ttl, flag))
+
+    def _ms(self, key: str, value: bytes, ttl: int, flag: bytes) -> bytes:
+        """An ``ms`` command asking for the new CAS (without the value's closing CRLF)."""
         self._check_size(self.client, key, value)
         head = b"ms %s %d T%d %s c\r\n" % (key.encode(), len(value), self._exp(ttl), flag)
-        return self.client.run(_meta, head + value)
+        return head + value
+
+    def start(self, method: str, *args: Any) -> Callable[[], Any]:
+        """The commands a create and the per-user index send to two nodes at once, split: the
+        command goes out now, its reply is read by the returned call (``Store.start``)."""
+        if method == "get_versioned":
+            command = meta.get_versioned_command(*args)
+            return self.client.start(lambda c: meta.send(c, command), meta.value_reply)
+        if method == "cas" and not args[3].isdigit():
+            return lambda: None  # not a CAS value: it cannot match (as ``cas`` answers)
+        flags = b"C" + args[3] if method == "cas" else _ADD_FLAGS.get(method)
+        if flags is None:
+            return super().start(method, *args)
+        key, value, ttl = args[:3]
+        command = self._ms(key, value, ttl, flags) + b"\r\n"
+        parse = _stored if method == "add" else _cas
+        return self.client.start(lambda c: meta.send(c, command),
+                                 lambda c: parse(meta.reply_line(c)[0]))
 
     def get_many_versioned(self, keys: list[str]) -> dict[str, tuple[bytes, bytes]]:
         """One ``gets`` for the whole batch: memcached answers every key in one reply."""

@@ -38,7 +38,13 @@ def get(client: Client, key: str) -> bytes | None:
 
 def get_versioned(client: Client, key: str) -> tuple[bytes | None, bytes | None]:
     """The stored value and its CAS, or (None, None) on a miss."""
-    return _value(client, b"mg %s v c\r\n" % _key(key))
+    return _value(client, get_versioned_command(key))
+
+
+def get_versioned_command(key: str) -> bytes:
+    """The command of ``get_versioned``, for a caller that sends it and reads the reply later
+    (``value_reply``)."""
+    return b"mg %s v c\r\n" % _key(key)
 
 
 def version(client: Client, key: str) -> bytes | None:
@@ -60,7 +66,13 @@ def _key(key: str) -> bytes:
 
 
 def _value(client: Client, command: bytes) -> tuple[bytes | None, bytes | None]:
-    header, rest = _request(client, command)
+    send(client, command)
+    return value_reply(client)
+
+
+def value_reply(client: Client) -> tuple[bytes | None, bytes | None]:
+    """Read an ``mg ... v [c]`` reply: the value and its CAS (if asked), or (None, None)."""
+    header, rest = reply_line(client)
     if header == b"EN":
         return None, None
     if not header.startswith(b"VA "):
@@ -80,10 +92,22 @@ def _value(client: Client, command: bytes) -> tuple[bytes | None, bytes | None]:
 
 def _request(client: Client, command: bytes) -> tuple[bytes, bytes]:
     """Send ``command``; return its reply line and whatever followed it."""
+    send(client, command)
+    return reply_line(client)
+
+
+def send(client: Client, command: bytes) -> None:
+    """Send ``command`` on the client's socket (connecting it first if needed)."""
     if client.sock is None:
         client._connect()  # pymemcache's own connect: its timeouts and socket options
+    client.sock.sendall(command)
+
+
+def reply_line(client: Client) -> tuple[bytes, bytes]:
+    """Read one reply line; return it and whatever followed it."""
     sock = client.sock
-    sock.sendall(command)
+    if sock is None:  # closed between the send and this read
+        raise MemcacheUnexpectedCloseError()
     buf = sock.recv(_CHUNK)
     while b"\r\n" not in buf:
         if not buf or len(buf) > _CHUNK:

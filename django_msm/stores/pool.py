@@ -44,25 +44,47 @@ class Connections(Generic[C]):
 
     def run(self, command: Callable[..., T], *args: Any) -> T:
         """Run ``command(connection, *args)`` on an idle connection."""
-        generation = self._generation
+        generation, connection = self._generation, self._take()
+        result = self._on(connection, command, *args)
+        self._give_back(connection, generation)
+        return result
+
+    def start(self, send: Callable[[C], object], finish: Callable[[C], T]) -> Callable[[], T]:
+        """Run ``send(connection)`` now and return the call that runs ``finish(connection)``:
+        a command whose reply is read later, so commands to several nodes travel at once
+        (``NodeRegistry.call_many``). The connection stays out of the pool until then."""
+        generation, connection = self._generation, self._take()
+        self._on(connection, send)
+
+        def reply() -> T:
+            result = self._on(connection, finish)
+            self._give_back(connection, generation)
+            return result
+
+        return reply
+
+    def _take(self) -> C:
         try:
             connection = self._idle.pop()
         except IndexError:
-            connection = self._connect()
-        else:
-            if self._reuse is not None:
-                self._reuse(connection)
+            return self._connect()
+        if self._reuse is not None:
+            self._reuse(connection)
+        return connection
+
+    def _on(self, connection: C, command: Callable[..., T], *args: Any) -> T:
         try:
-            result = command(connection, *args)
+            return command(connection, *args)
         except BaseException as exc:
             self._close(connection)
             self._failed(exc)
             raise
+
+    def _give_back(self, connection: C, generation: int) -> None:
         if generation == self._generation:
             self._idle.append(connection)
         else:  # the pool was cleared while this connection was out: it goes too
             self._close(connection)
-        return result
 
     def clear(self) -> None:
         """Close every idle connection; those in use are closed when they come back."""

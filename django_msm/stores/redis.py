@@ -28,10 +28,9 @@ keeps its own pool and options: its commands go through ``execute_command``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from redis.backoff import NoBackoff
@@ -42,52 +41,13 @@ from ..core.nodes import Node, NodeKind
 from ..exceptions import ConfigurationError, NodeUnavailable
 from .base import Store, value_token
 from .pool import Connections
+from .redis_scripts import CAS_SCRIPT, DELETE_IF_SCRIPT, SHA, UNLOCK_SCRIPT, VERSION_SCRIPT
 
 if TYPE_CHECKING:
     from redis import Redis
     from redis.connection import ConnectionInterface as Connection
 
 logger = logging.getLogger(__name__)
-
-# Returns the SHA-1 of the value, computed on the server: a version token without moving the
-# value (the same token ``stores.base.value_token`` derives from the bytes), or nil on a miss.
-# KEYS[1] - the session's storage key
-VERSION_SCRIPT = """
-local value = redis.call('GET', KEYS[1])
-if not value then return false end
-return redis.sha1hex(value)
-"""
-# Compare-and-set: rewrites the value only if its SHA-1 is still the caller's token; returns
-# the new value's SHA-1, or nil when the item changed or is gone.
-# KEYS[1] - the storage key
-# ARGV[1] - the token the caller read; ARGV[2] - the new value; ARGV[3] - ttl in seconds
-CAS_SCRIPT = """
-local value = redis.call('GET', KEYS[1])
-if not value or redis.sha1hex(value) ~= ARGV[1] then return false end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-return redis.sha1hex(ARGV[2])
-"""
-# Compare-and-delete by token: deletes the item only if its SHA-1 is still ARGV[1].
-# KEYS[1] - the storage key
-# ARGV[1] - the token the caller read
-DELETE_IF_SCRIPT = """
-local value = redis.call('GET', KEYS[1])
-if value and redis.sha1hex(value) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-# Deletes a lock only if it still holds this owner's token; returns 1 if it did, else 0.
-# KEYS[1] - the lock key
-# ARGV[1] - the owner token the lock was taken with
-UNLOCK_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-_SHA = {
-    script: hashlib.sha1(script.encode()).hexdigest()
-    for script in (VERSION_SCRIPT, CAS_SCRIPT, DELETE_IF_SCRIPT, UNLOCK_SCRIPT)
-}
 
 
 def _refused(exc: BaseException) -> bool:
@@ -204,10 +164,10 @@ class RedisStore(Store):
         return self._run(*args)
 
     def _script(self, script: str, key: str, *args: object) -> Any:
-        """``EVALSHA`` of one of the scripts above, ``EVAL`` when the server lost it (a
-        restart, ``SCRIPT FLUSH``): Redis then keeps it for the next ``EVALSHA``."""
+        """``EVALSHA`` of a script of ``stores.redis_scripts``, ``EVAL`` when the server lost
+        it (a restart, ``SCRIPT FLUSH``): Redis then keeps it for the next ``EVALSHA``."""
         try:
-            return self._run("EVALSHA", _SHA[script], 1, key, *args)
+            return self._run("EVALSHA", SHA[script], 1, key, *args)
         except NoScriptError:
             return self._run("EVAL", script, 1, key, *args)
 
@@ -266,6 +226,40 @@ class RedisStore(Store):
         except BaseException as exc:
             self._failed(exc)
             raise
+
+    def start(self, method: str, *args: Any) -> Callable[[], Any]:
+        """The commands a create and the per-user index send to two nodes at once, split on
+        our own connections (``Store.start``); a django-redis client runs them at once."""
+        split = self._split(method, *args) if self.owns_client else None
+        if split is None:
+            return super().start(method, *args)
+        command, parse = split
+
+        def finish(conn: Connection) -> Any:
+            try:
+                return parse(conn.read_response())
+            except NoScriptError:  # the server lost the script: send it in full
+                return parse(_command(conn, "EVAL", CAS_SCRIPT, *command[2:]))
+
+        return self._pool.start(lambda conn: conn.send_command(*command), finish)
+
+    @staticmethod
+    def _split(method: str, *args: Any) -> tuple[tuple[Any, ...], Callable[[Any], Any]] | None:
+        """The one command ``method(*args)`` sends, and how its reply becomes the answer."""
+        if method == "get_versioned":
+            return ("GET", *args), lambda v: (None, None) if v is None else (v, value_token(v))
+        key, value, ttl = args[:3]
+        if ttl <= 0:
+            return None  # a delete or an existence check: not split
+        if method == "add":
+            return ("SET", key, value, "EX", ttl, "NX"), bool
+        if method == "add_versioned":
+            token = value_token(value)
+            return ("SET", key, value, "EX", ttl, "NX"), lambda done: token if done else None
+        if method == "cas":
+            command = ("EVALSHA", SHA[CAS_SCRIPT], 1, key, args[3], value, ttl)
+            return command, lambda new: None if new is None else bytes(new)
+        return None
 
     def cas(self, key: str, value: bytes, ttl: int, token: bytes) -> bytes | None:
         """One script, so the compare and the set are atomic (and touch one key: Cluster-safe)."""
