@@ -271,3 +271,24 @@ def test_a_committed_save_reaches_the_home_after_the_witness_lost_it(cluster: Cl
     done = commit(cluster, sid, b'{"n":2}', base=1, strict=False, token=loaded.token)
     assert done.result is UpdateResult.STORED
     assert cluster.stored("n1", pk(sid)).payload == b'{"n":2}'
+
+
+def test_a_save_does_not_verify_the_witness_copy_its_load_verified(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The witness usually holds the bytes the load verified at the home: no second MAC."""
+    from django_msm.core import copies as copies_module
+
+    sid, _ = cluster.session("n1")
+    cluster.store("n2").tokens_follow_bytes = False  # as memcached: the witness is read
+    verified: list[bytes] = []
+    real_unpack = copies_module.unpack
+    monkeypatch.setattr(copies_module, "unpack",
+                        lambda data, keys: verified.append(data) or real_unpack(data, keys))
+    loaded = cluster.load(sid)
+    commit(cluster, sid, b'{"n":2}', base=1, token=loaded.token)
+    assert len(verified) == 1
+    cluster.store("n2").set(bk(sid), b"forged" * 20, TTL)  # other bytes are verified again
+    loaded = cluster.load(sid)
+    commit(cluster, sid, b'{"n":3}', base=2, token=loaded.token)
+    assert len(verified) == 3 and cluster.stored("n2", bk(sid)).payload == b'{"n":3}'
