@@ -96,16 +96,20 @@ class SessionStore(WorkerThreadAsyncMixin, ChangeTrackingMixin, UserTrackingMixi
 
     def create(self) -> None:
         data = self._get_session(no_load=True)
-        self._session_key = self._engine.create(self._payload(data), self.get_expiry_age())
-        self._rewatch()
-        self.modified = True
-        self._track_written(data)
+        payload, ahead = self._payload(data), self._track_ahead(data)
+        try:
+            self._session_key = self._engine.create(payload, self.get_expiry_age())
+            self._rewatch()
+            self.modified = True
+            self._track_written(data, ahead)
+        finally:
+            self._track_settle(ahead)
 
     def save(self, must_create: bool = False) -> None:
         if self.session_key is None:
             return self.create()
         data = self._get_session(no_load=must_create)
-        payload = self._payload(data)
+        payload, ahead = self._payload(data), self._track_ahead(data)
         try:
             self._session_key = self._engine.save(
                 self.session_key,
@@ -114,12 +118,14 @@ class SessionStore(WorkerThreadAsyncMixin, ChangeTrackingMixin, UserTrackingMixi
                 must_create=must_create,
                 touch=self._modified,
             )
+            self._rewatch()
+            self._track_written(data, ahead)
         except SessionKeyTaken as exc:
             raise CreateError from exc
         except SessionDeleted as exc:
             raise UpdateError from exc
-        self._rewatch()
-        self._track_written(data)
+        finally:
+            self._track_settle(ahead)
         return None
 
     def delete(self, session_key: str | None = None) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from django.contrib.auth import SESSION_KEY
 
+from .core.user_index import Prefetch
 from .core.user_service import Tracked, UserSessionService
 
 EXPIRY_KEY = "_session_expiry"  # SessionBase.set_expiry's entry
@@ -48,7 +49,21 @@ class UserTrackingMixin:
             users.seen(str(owner), key, self.client_meta,
                        lambda: self.get_expiry_age(expiry=data.get(EXPIRY_KEY)))
 
-    def _track_written(self, data: dict[str, Any]) -> None:
+    def _track_ahead(self, data: dict[str, Any]) -> Prefetch | None:
+        """Before a write that will change the index entry of the session's user (a login, a
+        new key): send the reads of that user's index now, so they share the write's round
+        trip. Nothing on a write by the same user under the same key."""
+        users, owner = self._users, data.get(SESSION_KEY)
+        if users is None or owner is None or self._tracked == (str(owner), self._session_key):
+            return None
+        return users.prefetch(str(owner))
+
+    @staticmethod
+    def _track_settle(ahead: Prefetch | None) -> None:
+        """After the write, whatever happened: a prefetch nobody used is read all the same."""
+        UserSessionService.settle(ahead)
+
+    def _track_written(self, data: dict[str, Any], ahead: Prefetch | None = None) -> None:
         users = self._users
         if users is None:
             return
@@ -59,7 +74,7 @@ class UserTrackingMixin:
         self._tracked = after
         if before[0] is not None or after[0] is not None:
             age = self.get_expiry_age(expiry=data.get(EXPIRY_KEY))
-            users.follow(before, after, self.client_meta, age)
+            users.follow(before, after, self.client_meta, age, ahead)
 
     def _track_deleted(self, key: str) -> None:
         users = self._users

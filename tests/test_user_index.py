@@ -19,7 +19,7 @@ from django_msm.core.envelope import unpack
 from django_msm.core.events import ClusterEvents
 from django_msm.core.keys import KeyLayout
 from django_msm.core.stats import statistics
-from django_msm.core.user_index import Entry, UserIndex, decode
+from django_msm.core.user_index import Entry, Prefetch, UserIndex, decode
 from django_msm.core.user_service import UserSessionService
 from django_msm.runtime import get_config
 from django_msm.stores.memory import InMemoryStore
@@ -67,6 +67,13 @@ class Parts:
         sid, _ = self.cluster.copies.create(copy, TTL, None)
         if user_id is not None:
             self.users.follow((None, None), (user_id, str(sid)), meta, TTL)
+        return str(sid)
+
+    def login_with(self, user_id: str, ahead: Prefetch) -> str:
+        """``login`` whose index update starts from a prefetch."""
+        payload = self.serializer.dumps({"_auth_user_id": user_id})
+        sid, _ = self.cluster.copies.create(self.cluster.copies.new_copy(payload, TTL, 1), TTL, None)
+        self.users.follow((None, None), (user_id, str(sid)), None, TTL, ahead)
         return str(sid)
 
     def keys(self, user_id: str) -> set[str]:
@@ -153,6 +160,30 @@ def test_a_lost_race_is_retried_on_fresh_data(parts: Parts) -> None:
 
     parts.index.update("7", meanwhile)
     assert {e.key for e in parts.index.read("7")} == {racer, late[0], "x" * 32 + "-n1"}
+
+
+def test_a_prefetched_read_stands_for_the_first_read(parts: Parts) -> None:
+    """A login sends the index reads with its session write: the update reads nothing more."""
+    first = parts.login("7")
+    ahead = parts.users.prefetch("7")
+    for store in parts.stores.values():
+        store.calls.clear()
+    second = parts.login_with("7", ahead)
+    index_reads = [key for store in parts.stores.values() for op, key in store.calls
+                   if op == "get" and "usr:" in key]
+    index_writes = [key for store in parts.stores.values() for op, key in store.calls
+                    if op != "get" and "usr:" in key]
+    assert index_reads == [] and len(index_writes) == 2
+    assert parts.keys("7") == {first, second}
+
+
+def test_a_prefetch_overtaken_by_another_writer_loses_nothing(parts: Parts) -> None:
+    """Its versions fence the write as a read's would: the lost race is retried on fresh data."""
+    ahead = parts.users.prefetch("7")
+    other = parts.login("7")  # another process's login lands after the prefetch was read
+    ahead.pending.answers()
+    mine = parts.login_with("7", ahead)
+    assert parts.keys("7") == {other, mine}
 
 
 # -- bounded: expiry, ended sessions, the limit ------------------------------------------------

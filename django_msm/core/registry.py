@@ -133,25 +133,19 @@ class NodeRegistry:
         Each answer is the command's result, or the NodeUnavailable it raised (health recorded
         as ``call`` does). Any other error is raised once every reply has been read.
         """
+        return self.send_many(calls).answers()
+
+    def send_many(self, calls: Sequence[Call]) -> Pending:
+        """``call_many``'s first half: the commands go out now; ``answers()`` reads the replies
+        (a caller with other round trips to make meanwhile overlaps them)."""
         sent = [self._send(node, method, args) for node, method, args in calls]
-        answers: list[Any] = []
-        for (node, _, _), reply in zip(calls, sent, strict=True):
-            try:
-                answers.append(reply if isinstance(reply, Exception) else
-                               self._recorded(node, reply))
-            except Exception as exc:  # NodeUnavailable, or raised after the others are read
-                answers.append(exc)
-        error = next((a for a in answers if isinstance(a, Exception)
-                      and not isinstance(a, NodeUnavailable)), None)
-        if error is not None:
-            raise error
-        return answers
+        return Pending(self, calls, sent)
 
     def _send(self, node: Node, method: str, args: tuple[Any, ...]) -> Any:
         try:
             self._admit(node)
             return self._recorded(node, lambda: self.stores[node].start(method, *args))
-        except Exception as exc:  # answered in call_many, in its place
+        except Exception as exc:  # answered in its place
             return exc
 
     def _admit(self, node: Node) -> None:
@@ -174,6 +168,33 @@ class NodeRegistry:
     def close(self) -> None:
         for store in self.stores.values():
             store.close()
+
+
+class Pending:
+    """Commands sent by ``NodeRegistry.send_many`` whose replies are read once, by ``answers``
+    (each the command's result or its NodeUnavailable; any other error raised after all)."""
+
+    def __init__(self, registry: NodeRegistry, calls: Sequence[Call], sent: list[Any]):
+        self._registry, self._calls, self._sent = registry, calls, sent
+        self._answers: list[Any] | None = None
+
+    def answers(self) -> list[Any]:
+        if self._answers is None:
+            self._answers = [self._read(node, reply)
+                             for (node, _, _), reply in zip(self._calls, self._sent, strict=True)]
+        error = next((a for a in self._answers if isinstance(a, Exception)
+                      and not isinstance(a, NodeUnavailable)), None)
+        if error is not None:
+            raise error
+        return self._answers
+
+    def _read(self, node: Node, reply: Any) -> Any:
+        if isinstance(reply, Exception):
+            return reply
+        try:
+            return self._registry._recorded(node, reply)
+        except Exception as exc:  # NodeUnavailable, or raised after the others are read
+            return exc
 
 
 class RetiredHealth(NodeHealth):

@@ -36,7 +36,7 @@ from ..exceptions import CorruptCopy, NodeUnavailable
 from .config import MsmConfig
 from .envelope import Copy, Kind, pack, unpack
 from .nodes import Node
-from .registry import NodeRegistry
+from .registry import NodeRegistry, Pending
 from .stats import statistics
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,16 @@ class Entry:
 
 
 Change = Callable[[list[Entry]], list[Entry]]
+
+
+@dataclass
+class Prefetch:
+    """A user's index places and their reads, sent ahead (``UserIndex.prefetch``); whoever
+    holds one reads it (``pending.answers()``) even if unused, to hand its connections back."""
+
+    user_id: str
+    places: list[tuple[Node, str]]
+    pending: Pending
 
 
 @dataclass
@@ -138,10 +148,20 @@ class UserIndex:
         """The user's entries from every copy reached, expired ones dropped."""
         return self._live(merge(self._read_places(user_id)))
 
-    def _read_places(self, user_id: str) -> list[_Place]:
-        """Every place that answered, in placement order (bounded by the node count)."""
+    def prefetch(self, user_id: str) -> Prefetch:
+        """Send the reads of the user's index now, for an ``update`` that follows a write of
+        the session: the two then share a round trip instead of taking one each."""
         places = self.places(user_id)
-        answers = self.registry.call_many([(n, "get_versioned", (key,)) for n, key in places])
+        pending = self.registry.send_many([(n, "get_versioned", (k,)) for n, k in places])
+        return Prefetch(user_id, places, pending)
+
+    def _read_places(self, user_id: str, ahead: Prefetch | None = None) -> list[_Place]:
+        """Every place that answered, in placement order (bounded by the node count)."""
+        if ahead is not None and ahead.user_id == user_id:
+            places, answers = ahead.places, ahead.pending.answers()
+        else:
+            places = self.places(user_id)
+            answers = self.registry.call_many([(n, "get_versioned", (k,)) for n, k in places])
         return [
             self._decoded(node, key, *answer)
             for (node, key), answer in zip(places, answers, strict=True)
@@ -168,11 +188,15 @@ class UserIndex:
         ]
 
     # -- writing ------------------------------------------------------------------------------
-    def update(self, user_id: str, change: Change) -> list[Entry] | None:
+    def update(
+        self, user_id: str, change: Change, ahead: Prefetch | None = None
+    ) -> list[Entry] | None:
         """Apply ``change`` to the current entries with compare-and-set; return what was stored
-        (or found unchanged), None if no place answered or the races were all lost."""
+        (or found unchanged), None if no place answered or the races were all lost. A
+        ``prefetch`` of this user's index stands for the first read (its versions fence the
+        writes as a read's would)."""
         for _ in range(CAS_ATTEMPTS):
-            places = self._read_places(user_id)
+            places, ahead = self._read_places(user_id, ahead), None
             if not places:
                 statistics.incr("user_index_unreachable")
                 logger.warning("no node holding a user index answered")

@@ -36,7 +36,7 @@ from .registry import NodeRegistry
 from .retirement import Retirement
 from .stats import statistics
 from .sticky import StickyCopies
-from .user_index import USER_AGENT_LENGTH, Entry, UserIndex
+from .user_index import USER_AGENT_LENGTH, Entry, Prefetch, UserIndex
 
 logger = logging.getLogger(__name__)
 Tracked = tuple["str | None", "str | None"]  # (user id, session key) as the index knows them
@@ -102,17 +102,32 @@ class UserSessionService:
         self.recent.mark(key, now)
         self._guarded(self.index.update, user_id, self._touched(key, meta, age()))
 
-    def follow(self, before: Tracked, after: Tracked, meta: Meta | None, age: int) -> None:
+    def prefetch(self, user_id: str) -> Prefetch:
+        """Read the user's index while the session is written (``follow`` then uses it)."""
+        return self.index.prefetch(user_id)
+
+    @staticmethod
+    def settle(ahead: Prefetch | None) -> None:
+        """Read a prefetch's replies if nothing did (its connections go back to their pools)."""
+        if ahead is not None:
+            try:
+                ahead.pending.answers()
+            except MSMError:
+                pass  # the read was not needed; a failure of its node is recorded already
+
+    def follow(self, before: Tracked, after: Tracked, meta: Meta | None, age: int,
+               ahead: Prefetch | None = None) -> None:
         """A write changed the session's user or key: move, add or remove its entry."""
         (old_user, old_key), (user, key) = before, after
         if old_user is not None and old_key is not None and (old_user, old_key) != (user, key):
             if old_user == user and key is not None:
-                self._guarded(self.index.update, user, self._renamed(old_key, key, meta, age))
+                self._guarded(self.index.update, user, self._renamed(old_key, key, meta, age),
+                              ahead)
                 self.recent.mark(key, self.clock.monotonic())
                 return
             self.logged_out(old_user, old_key)
         if user is not None and key is not None:
-            stored = self._guarded(self.index.update, user, self._added(key, meta, age))
+            stored = self._guarded(self.index.update, user, self._added(key, meta, age), ahead)
             self.recent.mark(key, self.clock.monotonic())
             if stored is not None and len(stored) > self.config.user_sessions_max:
                 self._guarded(self._enforce_limit, user, key, stored)
