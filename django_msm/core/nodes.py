@@ -35,6 +35,12 @@ class Node:
     address: str
     failover: bool = False
 
+    def __hash__(self) -> int:
+        """The address alone (equal nodes share it; a str caches its hash): nodes key the
+        registry's dictionaries, looked up a dozen times per request, and the generated hash
+        of four fields cost more than the lookups themselves."""
+        return hash(self.address)
+
     @property
     def label(self) -> str:
         """Name the node in logs and errors, also when it has no id (never with a password)."""
