@@ -55,8 +55,13 @@ class ChangeTrackingMixin:
 
     @modified.setter
     def modified(self, value: bool) -> None:
+        if value and not self._modified:
+            self._changing()
         self._modified = value
         self._settled = None
+
+    def _changing(self) -> None:
+        """Django is about to mark the session modified (a hook: a save will follow)."""
 
     def settle_modified(self) -> bool:
         """Work out ``modified`` once for the response phase: the view is done, so nothing

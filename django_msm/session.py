@@ -48,6 +48,10 @@ class SessionStore(WorkerThreadAsyncMixin, ChangeTrackingMixin, UserTrackingMixi
         """The bytes loaded or last written (ChangeTrackingMixin compares against them)."""
         return self._engine.loaded_payload
 
+    def _changing(self) -> None:
+        """The view changed the session: its save's witness read can leave now."""
+        self._engine.read_ahead(self._session_key)
+
     def _serialize(self, data: dict[str, Any]) -> bytes:
         """SESSION_ATTRIBUTE_FILTER: store only matching keys, and Django's own ("_auth_...",
         "_session_expiry"), so a filter cannot log users out. Others live for one request."""

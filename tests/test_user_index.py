@@ -72,7 +72,8 @@ class Parts:
     def login_with(self, user_id: str, ahead: Prefetch) -> str:
         """``login`` whose index update starts from a prefetch."""
         payload = self.serializer.dumps({"_auth_user_id": user_id})
-        sid, _ = self.cluster.copies.create(self.cluster.copies.new_copy(payload, TTL, 1), TTL, None)
+        copy = self.cluster.copies.new_copy(payload, TTL, 1)
+        sid, _ = self.cluster.copies.create(copy, TTL, None)
         self.users.follow((None, None), (user_id, str(sid)), None, TTL, ahead)
         return str(sid)
 

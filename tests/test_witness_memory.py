@@ -292,3 +292,51 @@ def test_a_save_does_not_verify_the_witness_copy_its_load_verified(
     loaded = cluster.load(sid)
     commit(cluster, sid, b'{"n":3}', base=2, token=loaded.token)
     assert len(verified) == 3 and cluster.stored("n2", bk(sid)).payload == b'{"n":3}'
+
+
+def _witness_reads(cluster: Cluster, sid: SessionId) -> int:
+    return sum(1 for op, key in cluster.calls()["n2"] if op == "get" and key == bk(sid))
+
+
+def test_a_witness_read_sent_ahead_is_the_saves_first_read(cluster: Cluster) -> None:
+    sid, _ = cluster.session("n1")
+    cluster.store("n2").tokens_follow_bytes = False  # as memcached: the save reads the witness
+    loaded = cluster.load(sid)
+    ahead = cluster.parts.witness.read_ahead(sid, cluster.node("n1"))
+    assert ahead is not None
+    cluster.forget_calls()
+    copy = cluster.copy(b'{"n":2}', 2)
+    cluster.parts.witness.commit(sid, cluster.node("n1"), copy, TTL, 1, loaded.token, True, ahead)
+    assert _witness_reads(cluster, sid) == 0
+    assert cluster.stored("n2", bk(sid)).payload == b'{"n":2}'
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_witness_changed_after_the_read_ahead_is_read_again(
+    cluster: Cluster, strict: bool
+) -> None:
+    """Another request saved between this one's read-ahead and its save: the compare-and-set
+    fails, the witness is read again, and the save meets the usual rules."""
+    sid, _ = cluster.session("n1")
+    cluster.store("n2").tokens_follow_bytes = False
+    loaded = cluster.load(sid)
+    ahead = cluster.parts.witness.read_ahead(sid, cluster.node("n1"))
+    commit(cluster, sid, b'{"other":2}', base=1, strict=False, token=loaded.token)
+    copy, node = cluster.copy(b'{"mine":2}', 2), cluster.node("n1")
+    if strict:
+        with pytest.raises(SessionConflict):
+            cluster.parts.witness.commit(sid, node, copy, TTL, 1, loaded.token, True, ahead)
+        assert cluster.stored("n2", bk(sid)).payload == b'{"other":2}'
+    else:  # a concurrent save of the same revision: it landed first, this one is superseded
+        done = cluster.parts.witness.commit(sid, node, copy, TTL, 1, loaded.token, False, ahead)
+        assert done.result is UpdateResult.STORED
+        assert cluster.stored("n2", bk(sid)) == cluster.stored("n1", pk(sid))
+
+
+def test_no_read_is_sent_ahead_where_the_save_reads_nothing(cluster: Cluster) -> None:
+    sid, _ = cluster.session("n1")  # in-memory versions follow the bytes
+    assert cluster.parts.witness.read_ahead(sid, cluster.node("n1")) is None
+    single = make_cluster("n1:10.0.0.1:11211")
+    one, _ = single.session("n1")
+    single.store("n1").tokens_follow_bytes = False
+    assert single.parts.witness.read_ahead(one, single.node("n1")) is None

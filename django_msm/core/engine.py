@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import NodeUnavailable, SessionConflict, SessionDeleted, SessionKeyTaken
@@ -20,23 +19,14 @@ from .failover import MoveReason, plan_move
 from .keys import SessionId, parse
 from .locking import SessionLock
 from .nodes import Node
-from .outcomes import Loaded, UpdateResult
+from .outcomes import Loaded, Outcome, UpdateResult
+from .readahead import ReadAhead
 from .stats import statistics
 
 logger = logging.getLogger(__name__)
 Located = tuple[SessionId, Node]
 Decode = Callable[[bytes], "dict[str, Any] | None"]
 MAX_FORWARDS = 2  # a relocated session may be relocated again while a request is in flight
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a load gives the session store: the data, the key to keep, and whether this
-    response must carry the key (a move or a followed forward)."""
-
-    data: dict[str, Any]
-    key: str | None
-    resend_cookie: bool = False
 
 
 class SessionEngine:
@@ -54,6 +44,8 @@ class SessionEngine:
         self.unreachable = False
         self.lock: SessionLock | None = None
         self._hops = 0  # forwards followed by this load (relocated keys)
+        self.ahead = ReadAhead()  # the witness read of the coming save, once it changes
+        self.loaded = False  # the copy in hand came from a load (not a create)
 
     def locate(self, key: str | None) -> Located | None:
         """Parse a key and find its node; None for anything that must not reach a node."""
@@ -105,6 +97,7 @@ class SessionEngine:
         if loaded.copy.signed_with:  # a SECRET_KEY_FALLBACKS key: re-sign before it is removed
             token = self.cluster.rotation.resign(*located) or token
         self._remember(located[0], loaded.copy, token, local=not loaded.from_backup)
+        self.loaded = True
         return Outcome(data, key, self._plan_move(*located, loaded))
 
     def _warn(self, located: Located, what: str) -> None:
@@ -159,6 +152,7 @@ class SessionEngine:
 
     def release_lock(self) -> None:
         """Release this request's session lock, if it holds one."""
+        self.ahead.settle()  # the request is over: a witness read no save used goes back
         lock, self.lock = self.lock, None
         if lock is not None:
             self.cluster.locker.release(lock)
@@ -171,7 +165,22 @@ class SessionEngine:
         self._remember(sid, copy, token, local=True)
         return str(sid)
 
+    def read_ahead(self, key: str | None) -> None:
+        """Django set ``modified``: send the witness read of the coming save now, so that it
+        is answered while the request goes on (``core.readahead``)."""
+        ready = self.loaded and self.token is not None and self.move is None
+        located = self.locate(key) if ready else None
+        if located is not None and self.cluster.writer is None:
+            self.ahead.start(str(located[0]), self.cluster.witness.read_ahead(*located))
+
     def save(self, key: str, payload: bytes, ttl: int, *, must_create: bool, touch: bool) -> str:
+        """``_save``; then a witness read sent ahead and not used is read all the same."""
+        try:
+            return self._save(key, payload, ttl, must_create=must_create, touch=touch)
+        finally:
+            self.ahead.settle()
+
+    def _save(self, key: str, payload: bytes, ttl: int, *, must_create: bool, touch: bool) -> str:
         """Write what changed; return the session's key (a new one if it moved).
 
         ``touch``: Django asked for a save of unchanged content (``modified`` or
@@ -227,7 +236,8 @@ class SessionEngine:
         """Save through the witness (``core.witness``). Raises SessionConflict when refused,
         SessionDeleted when the session was deleted meanwhile."""
         try:
-            commit = self.cluster.witness.commit(*located, copy, ttl, base, self.token, self.strict)
+            commit = self.cluster.witness.commit(*located, copy, ttl, base, self.token,
+                                                 self.strict, self.ahead.take(located[0]))
         except NodeUnavailable:  # neither the witness nor the home took it: move, if allowed
             return self._settle(UpdateResult.LOST, located, copy, None, ttl, base)
         except SessionConflict as conflict:
@@ -309,6 +319,7 @@ class SessionEngine:
 
     def delete(self, key: str) -> None:
         """Remove every copy of ``key``'s session (logout, flush, cycle_key)."""
+        self.ahead.settle()
         located = self.locate(key)
         if located is None:
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 from .envelope import Copy
 
@@ -24,3 +25,13 @@ class Loaded:
     unreachable: bool = False
     token: bytes | None = None  # version token of the primary copy: fences this request's save
     moved_to: str | None = None  # the key was retired by a relocation: where the session went
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a load gives the session store: the data, the key to keep, and whether this
+    response must carry the key (a move or a followed forward)."""
+
+    data: dict[str, Any]
+    key: str | None
+    resend_cookie: bool = False

@@ -31,6 +31,7 @@ from .copies import BackupSessionService, UpdateResult
 from .envelope import Copy, forward_of
 from .keys import SessionId
 from .nodes import Node
+from .registry import Pending
 from .stats import statistics
 from .sticky import StickyCopies
 
@@ -79,15 +80,16 @@ class Witness:
 
     def commit(
         self, sid: SessionId, primary: Node, copy: Copy, ttl: int,
-        base: int, home_token: bytes | None, strict: bool,
+        base: int, home_token: bytes | None, strict: bool, ahead: Pending | None = None,
     ) -> Commit:
         """Save ``copy`` (loaded at revision ``base``); raise SessionConflict when refused.
+        ``ahead``: this save's first read of the witness, sent earlier (``read_ahead``).
 
         Raises NodeUnavailable when neither the witness nor the home took the copy.
         """
         data = self.copies.pack(copy)
         witnessed, mine = self._compare_and_set(
-            sid, primary, data, ttl, base, strict, expected=home_token
+            sid, primary, data, ttl, base, strict, expected=home_token, ahead=ahead
         )
         if witnessed is Witnessed.SUPERSEDED:
             statistics.incr("saves_superseded")
@@ -196,6 +198,14 @@ class Witness:
             return self._add_at_witness(sid, primary, data, ttl)
         return witnessed is Witnessed.COMMITTED
 
+    def read_ahead(self, sid: SessionId, primary: Node) -> Pending | None:
+        """Send the witness read a save of ``sid`` starts with (``core.readahead``); None where
+        that save reads nothing first (a single node, versions that follow the bytes)."""
+        node, stores = self.node(primary), self.registry.stores
+        if node is None or all(stores[n].tokens_follow_bytes for n in (primary, node)):
+            return None
+        return self.registry.send_many([(node, "get_versioned", (self.keys.backup(sid),))])
+
     def read(self, node: Node, key: str) -> tuple[bytes | None, bytes | None]:
         """The stored bytes at ``key`` and their version token (NodeUnavailable)."""
         return self.registry.call(node, lambda s: s.get_versioned(key))
@@ -208,7 +218,7 @@ class Witness:
     # -- internals ------------------------------------------------------------------------
     def _compare_and_set(
         self, sid: SessionId, primary: Node, data: bytes, ttl: int, base: int, strict: bool,
-        expected: bytes | None = None,
+        expected: bytes | None = None, ahead: Pending | None = None,
     ) -> tuple[Witnessed, bytes | None]:
         """Write ``data`` at the witness after ``_check``; its new version when COMMITTED.
 
@@ -230,7 +240,10 @@ class Witness:
                 if written is not None:
                     return Witnessed.COMMITTED, written
             for attempt in range(CAS_ATTEMPTS):
-                stored, token = self.read(node, key)
+                answer = ahead.answers()[0] if ahead is not None and not attempt else None
+                if answer is None or isinstance(answer, Exception):
+                    answer = self.read(node, key)  # not sent ahead, or its node failed then
+                stored, token = answer
                 if stored is None or token is None:
                     return Witnessed.MISSING, None
                 current = self._check(node, stored, base, strict)

@@ -1,0 +1,49 @@
+"""The witness read of a save, sent as soon as the session changes (issue 14).
+
+On memcached a save reads the witness copy before its compare-and-set (``core.witness``: CAS
+values are per server, so the home's version cannot stand for the witness's). That read needs
+nothing the view computes: it can leave when Django first sets ``modified`` and be answered
+while the view and the middleware carry on, so the save finds the reply waiting instead of
+waiting one round trip for it. The reply is only a first read: the compare-and-set still fences
+the write, and a witness that changed meanwhile is read again (``Witness.commit``).
+
+Nothing is sent where the save reads nothing (versions that follow the bytes, a single node),
+for a session that moves at its save, or for one not loaded under this key.
+"""
+
+from __future__ import annotations
+
+from ..exceptions import MSMError
+from .keys import SessionId
+from .registry import Pending
+
+
+class ReadAhead:
+    """At most one witness read in flight for one session engine (one request)."""
+
+    def __init__(self) -> None:
+        self.pending: Pending | None = None
+        self.for_key: str | None = None
+
+    def start(self, key: str, pending: Pending | None) -> None:
+        if self.pending is None and pending is not None:
+            self.pending, self.for_key = pending, key
+
+    def take(self, sid: SessionId) -> Pending | None:
+        """The read in flight for ``sid``'s save, handed over once."""
+        pending, self.pending = self.pending, None
+        if pending is not None and self.for_key != str(sid):
+            self.settle(pending)
+            return None
+        return pending
+
+    def settle(self, pending: Pending | None = None) -> None:
+        """Read a reply nobody used (its connection goes back to its pool)."""
+        pending = pending or self.pending
+        self.pending = None
+        if pending is not None:
+            try:
+                pending.answers()
+            except MSMError:
+                pass  # not needed; a failure of its node is recorded already
+
