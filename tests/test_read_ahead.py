@@ -8,9 +8,13 @@ it hands the connection back when it ends.
 
 from __future__ import annotations
 
+import gc
+import warnings
+
 import pytest
 
 from django_msm.core.keys import parse
+from django_msm.exceptions import NodeUnavailable
 from django_msm.runtime import get_cluster
 from django_msm.session import SessionStore
 from tests.servers import MemcachedProcess, raw_client
@@ -86,3 +90,24 @@ def test_no_read_leaves_for_a_new_session_or_a_deleted_one(memcached_nodes) -> N
         again.flush()  # a logout after a change: the read is settled, the session gone
         assert again._engine.ahead.pending is None
         assert SessionStore(key).get("n") is None
+
+
+def test_a_change_left_unsaved_closes_its_connection_when_the_store_goes(
+    memcached_nodes,
+) -> None:
+    """Django's own middleware saves no 500 response and calls nothing at the end: the read
+    nobody settled has its connection closed (no I/O), not left to the garbage collector."""
+    nodes = memcached_nodes(2)
+    with msm_settings(nodes):
+        key = saved(1)
+        store = SessionStore(key)
+        store["n"] = 2
+        pending = store._engine.ahead.pending
+        assert pending is not None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            del store
+            gc.collect()
+        assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+        assert all(isinstance(answer, NodeUnavailable) for answer in pending.answers())
+        assert SessionStore(key)["n"] == 1  # and the nodes serve on

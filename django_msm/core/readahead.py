@@ -13,25 +13,31 @@ for a session that moves at its save, or for one not loaded under this key.
 
 from __future__ import annotations
 
+import weakref
+
 from ..exceptions import MSMError
 from .keys import SessionId
 from .registry import Pending
 
 
 class ReadAhead:
-    """At most one witness read in flight for one session engine (one request)."""
+    """At most one witness read in flight for one session engine (one request). A read that no
+    save, logout or end of request settled (a view that changed the session, then a response
+    Django does not save) has its connection closed when the engine goes away, never read."""
 
     def __init__(self) -> None:
         self.pending: Pending | None = None
         self.for_key: str | None = None
+        self._finalizer: weakref.finalize | None = None
 
     def start(self, key: str, pending: Pending | None) -> None:
         if self.pending is None and pending is not None:
             self.pending, self.for_key = pending, key
+            self._finalizer = weakref.finalize(self, pending.abandon)
 
     def take(self, sid: SessionId) -> Pending | None:
         """The read in flight for ``sid``'s save, handed over once."""
-        pending, self.pending = self.pending, None
+        pending = self._release()
         if pending is not None and self.for_key != str(sid):
             self.settle(pending)
             return None
@@ -39,11 +45,17 @@ class ReadAhead:
 
     def settle(self, pending: Pending | None = None) -> None:
         """Read a reply nobody used (its connection goes back to its pool)."""
-        pending = pending or self.pending
-        self.pending = None
+        pending = pending or self._release()
         if pending is not None:
             try:
                 pending.answers()
             except MSMError:
                 pass  # not needed; a failure of its node is recorded already
+
+    def _release(self) -> Pending | None:
+        pending, self.pending = self.pending, None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        return pending
 

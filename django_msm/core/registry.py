@@ -178,6 +178,13 @@ class Pending:
         self._registry, self._calls, self._sent = registry, calls, sent
         self._answers: list[Any] | None = None
 
+    def abandon(self) -> None:
+        """Close the connections of replies never read (no I/O: a finalizer may call this)."""
+        if self._answers is None:
+            self._answers = [NodeUnavailable(node.label, "abandoned") for node, _, _ in self._calls]
+            for reply in self._sent:
+                getattr(reply, "abandon", lambda: None)()
+
     def answers(self) -> list[Any]:
         if self._answers is None:
             self._answers = [self._read(node, reply)

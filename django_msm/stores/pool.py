@@ -49,7 +49,7 @@ class Connections(Generic[C]):
         self._give_back(connection, generation)
         return result
 
-    def start(self, send: Callable[[C], object], finish: Callable[[C], T]) -> Callable[[], T]:
+    def start(self, send: Callable[[C], object], finish: Callable[[C], T]) -> Started[T]:
         """Run ``send(connection)`` now and return the call that runs ``finish(connection)``:
         a command whose reply is read later, so commands to several nodes travel at once
         (``NodeRegistry.call_many``). The connection stays out of the pool until then."""
@@ -61,7 +61,7 @@ class Connections(Generic[C]):
             self._give_back(connection, generation)
             return result
 
-        return reply
+        return Started(reply, lambda: self._close(connection))
 
     def _take(self) -> C:
         try:
@@ -96,6 +96,21 @@ class Connections(Generic[C]):
     def _forget(self) -> None:
         self._generation += 1
         self._idle = []
+
+
+class Started(Generic[T]):
+    """A command sent whose reply is not read yet: calling it reads the reply; ``abandon``
+    closes its connection instead, without a word to the server (for a reply nobody will
+    read, e.g. when its request ended without the save it was sent for)."""
+
+    __slots__ = ("_reply", "abandon")
+
+    def __init__(self, reply: Callable[[], T], abandon: Callable[[], object]):
+        self._reply = reply
+        self.abandon = abandon
+
+    def __call__(self) -> T:
+        return self._reply()
 
 
 def _forget_after_fork() -> None:
