@@ -258,7 +258,7 @@ class RedisStore(Store):
             return ("SET", key, value, "EX", ttl, "NX"), lambda done: token if done else None
         if method == "cas":
             command = ("EVALSHA", SHA[CAS_SCRIPT], 1, key, args[3], value, ttl)
-            return command, lambda new: None if new is None else bytes(new)
+            return command, lambda done: value_token(value) if done else None
         return None
 
     def cas(self, key: str, value: bytes, ttl: int, token: bytes) -> bytes | None:
@@ -266,8 +266,8 @@ class RedisStore(Store):
         if ttl <= 0:
             self._script(DELETE_IF_SCRIPT, key, token)
             return None
-        new = self._script(CAS_SCRIPT, key, token, value, ttl)
-        return None if new is None else bytes(new)
+        done = self._script(CAS_SCRIPT, key, token, value, ttl)
+        return value_token(value) if done else None
 
     def delete_if(self, key: str, token: bytes) -> bool:
         return bool(self._script(DELETE_IF_SCRIPT, key, token))

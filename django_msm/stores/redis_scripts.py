@@ -13,15 +13,17 @@ local value = redis.call('GET', KEYS[1])
 if not value then return false end
 return redis.sha1hex(value)
 """
-# Compare-and-set: rewrites the value only if its SHA-1 is still the caller's token; returns
-# the new value's SHA-1, or nil when the item changed or is gone.
+# Compare-and-set: rewrites the value only if its SHA-1 is still the caller's token; returns 1,
+# or nil when the item changed or is gone. The new value's token is the caller's to compute:
+# Lua's SHA-1 is several times slower than the client's (a 512 KB value: ~1.4 ms against
+# ~0.3 ms), and the script holds the whole server while it runs.
 # KEYS[1] - the storage key
 # ARGV[1] - the token the caller read; ARGV[2] - the new value; ARGV[3] - ttl in seconds
 CAS_SCRIPT = """
 local value = redis.call('GET', KEYS[1])
 if not value or redis.sha1hex(value) ~= ARGV[1] then return false end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-return redis.sha1hex(ARGV[2])
+return 1
 """
 # Compare-and-delete by token: deletes the item only if its SHA-1 is still ARGV[1].
 # KEYS[1] - the storage key
