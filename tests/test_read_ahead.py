@@ -111,3 +111,19 @@ def test_a_change_left_unsaved_closes_its_connection_when_the_store_goes(
         assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
         assert all(isinstance(answer, NodeUnavailable) for answer in pending.answers())
         assert SessionStore(key)["n"] == 1  # and the nodes serve on
+
+
+def test_no_read_leaves_when_a_loaded_session_gets_a_new_key(memcached_nodes) -> None:
+    """``cycle_key`` (every login) loads, creates under a new key, marks the session modified:
+    that is no change of a loaded copy, so nothing is read ahead for the new key."""
+    nodes = memcached_nodes(2)
+    with msm_settings(nodes):
+        old = saved(1)
+        store = SessionStore(old)
+        assert store["n"] == 1
+        store.create()  # cycle_key's first half: the new key, then modified = True
+        assert store._engine.ahead.pending is None
+        store.delete(old)  # and its second half
+        store.save()
+        assert SessionStore(store.session_key)["n"] == 1
+        assert SessionStore(old).get("n") is None

@@ -163,6 +163,7 @@ class SessionEngine:
         copy = self.copies.new_copy(payload, ttl, revision=1)
         sid, token = self.copies.create(copy, ttl, self.cluster.config.route)
         self._remember(sid, copy, token, local=True)
+        self.loaded = False  # nothing to read ahead: the session was only just written
         return str(sid)
 
     def read_ahead(self, key: str | None) -> None:
