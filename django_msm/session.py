@@ -12,6 +12,7 @@ cache engine maps it onto one cache. Usage::
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -49,8 +50,12 @@ class SessionStore(WorkerThreadAsyncMixin, ChangeTrackingMixin, UserTrackingMixi
         return self._engine.loaded_payload
 
     def _changing(self) -> None:
-        """The view changed the session: its save's witness read can leave now."""
-        self._engine.read_ahead(self._session_key)
+        """The view changed the session: its save's witness read can leave now. Not from an
+        event loop (``aset`` and friends run there): no node I/O on it, the save reads then."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self._engine.read_ahead(self._session_key)
 
     def _serialize(self, data: dict[str, Any]) -> bytes:
         """SESSION_ATTRIBUTE_FILTER: store only matching keys, and Django's own ("_auth_...",

@@ -8,6 +8,7 @@ it hands the connection back when it ends.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import warnings
 
@@ -127,3 +128,20 @@ def test_no_read_leaves_when_a_loaded_session_gets_a_new_key(memcached_nodes) ->
         store.save()
         assert SessionStore(store.session_key)["n"] == 1
         assert SessionStore(old).get("n") is None
+
+
+def test_no_read_leaves_from_an_event_loop(memcached_nodes) -> None:
+    """``aset`` marks the session modified on the event loop's thread: no node I/O there."""
+    nodes = memcached_nodes(2)
+    with msm_settings(nodes):
+        key = saved(1)
+
+        async def view() -> tuple[bool, int]:
+            store = SessionStore(key)
+            before = await store.aget("n")
+            await store.aset("n", before + 1)
+            sent = store._engine.ahead.pending is not None
+            await store.asave()
+            return sent, (await SessionStore(key).aget("n"))
+
+        assert asyncio.run(view()) == (False, 2)
