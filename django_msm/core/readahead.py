@@ -36,16 +36,15 @@ class ReadAhead:
             self._finalizer = weakref.finalize(self, pending.abandon)
 
     def take(self, sid: SessionId) -> Pending | None:
-        """The read in flight for ``sid``'s save, handed over once."""
-        pending = self._release()
-        if pending is not None and self.for_key != str(sid):
-            self.settle(pending)
-            return None
-        return pending
+        """The read in flight for ``sid``'s save. It stays held until ``settle`` (the end of
+        the save): a commit that returned before reading it leaves nothing behind."""
+        if self.pending is not None and self.for_key != str(sid):
+            self.settle()
+        return self.pending
 
-    def settle(self, pending: Pending | None = None) -> None:
-        """Read a reply nobody used (its connection goes back to its pool)."""
-        pending = pending or self._release()
+    def settle(self) -> None:
+        """Read the reply if nobody did (its connection goes back to its pool); let it go."""
+        pending = self._release()
         if pending is not None:
             try:
                 pending.answers()
