@@ -1,8 +1,11 @@
-"""stores.pool on a real memcached node: a forked child never shares its parent's sockets."""
+"""stores.pool on a real memcached node: a forked child never shares its parent's sockets, and a
+command sent and never read closes its socket."""
 
 from __future__ import annotations
 
+import gc
 import os
+import warnings
 
 import pytest
 
@@ -29,3 +32,24 @@ def test_a_forked_child_opens_its_own_connections(memcached_nodes, settings) -> 
     assert os.waitstatus_to_exitcode(status) == 0, "the child reused its parent's connection"
     assert store.client._idle == [parent_connection]
     assert store.get("shared") == b"parent"
+
+
+def test_a_started_command_dropped_unread_closes_its_socket(memcached_nodes, settings) -> None:
+    """A reply nobody reads (its request ended without the save it was sent for) must not
+    leave a socket to the garbage collector, nor go back to the pool with a reply in it."""
+    (server,) = memcached_nodes(1)
+    settings.DJANGO_MSM = {"MEMCACHED_NODES": server.spec}
+    registry = get_registry()
+    store = registry.stores[registry.nodes[0]]
+    store.add("k", b"v", 60)
+    idle_before = list(store.client._idle)
+    started = store.start("get_versioned", "k")
+    (connection,) = idle_before  # taken out of the pool for the command
+    assert store.client._idle == []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del started
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert connection.sock is None and store.client._idle == []  # closed, not pooled
+    assert store.get("k") == b"v"  # a new connection serves on

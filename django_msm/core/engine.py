@@ -169,9 +169,9 @@ class SessionEngine:
     def read_ahead(self, key: str | None) -> None:
         """Django set ``modified``: send the witness read of the coming save now, so that it
         is answered while the request goes on (``core.readahead``)."""
-        ready = self.loaded and self.token is not None and self.move is None
-        located = self.locate(key) if ready else None
-        if located is not None and self.cluster.writer is None:
+        quiet = self.ahead.pending is None and self.cluster.writer is None and self.move is None
+        located = self.locate(key) if quiet and self.loaded and self.token else None
+        if located is not None:
             self.ahead.start(str(located[0]), self.cluster.witness.read_ahead(*located))
 
     def save(self, key: str, payload: bytes, ttl: int, *, must_create: bool, touch: bool) -> str:

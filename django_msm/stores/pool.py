@@ -101,16 +101,27 @@ class Connections(Generic[C]):
 class Started(Generic[T]):
     """A command sent whose reply is not read yet: calling it reads the reply; ``abandon``
     closes its connection instead, without a word to the server (for a reply nobody will
-    read, e.g. when its request ended without the save it was sent for)."""
+    read, e.g. when its request ended without the save it was sent for). One dropped unread
+    is abandoned when it is collected: its socket is closed, never left to the collector."""
 
-    __slots__ = ("_reply", "abandon")
+    __slots__ = ("_reply", "_abandon", "_open")
 
     def __init__(self, reply: Callable[[], T], abandon: Callable[[], object]):
         self._reply = reply
-        self.abandon = abandon
+        self._abandon = abandon
+        self._open = True
 
     def __call__(self) -> T:
+        self._open = False
         return self._reply()
+
+    def abandon(self) -> None:
+        if self._open:
+            self._open = False
+            self._abandon()
+
+    def __del__(self) -> None:
+        self.abandon()  # a close, no I/O with the server
 
 
 def _forget_after_fork() -> None:
