@@ -61,7 +61,8 @@ class UserTrackingMixin:
     @staticmethod
     def _track_settle(ahead: Prefetch | None) -> None:
         """After the write, whatever happened: a prefetch nobody used is read all the same."""
-        UserSessionService.settle(ahead)
+        if ahead is not None:
+            ahead.pending.settle()
 
     def _track_written(self, data: dict[str, Any], ahead: Prefetch | None = None) -> None:
         users = self._users

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import weakref
 
-from ..exceptions import MSMError
 from .keys import SessionId
 from .registry import Pending
 
@@ -46,10 +45,7 @@ class ReadAhead:
         """Read the reply if nobody did (its connection goes back to its pool); let it go."""
         pending = self._release()
         if pending is not None:
-            try:
-                pending.answers()
-            except MSMError:
-                pass  # not needed; a failure of its node is recorded already
+            pending.settle()
 
     def _release(self) -> Pending | None:
         pending, self.pending = self.pending, None

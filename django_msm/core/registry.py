@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ..clock import Clock, SystemClock
-from ..exceptions import NodeUnavailable
+from ..exceptions import MSMError, NodeUnavailable
 from ..stores import Store, create_store
 from .config import MsmConfig
 from .events import ClusterEvents
@@ -184,6 +184,15 @@ class Pending:
             self._answers = [NodeUnavailable(node.label, "abandoned") for node, _, _ in self._calls]
             for reply in self._sent:
                 getattr(reply, "abandon", lambda: None)()
+
+    def settle(self) -> None:
+        """Read the replies if nobody did (their connections go back to their pools), for a
+        caller that no longer needs them: a failure is recorded in the node's health already,
+        so nothing is raised."""
+        try:
+            self.answers()
+        except MSMError:
+            pass
 
     def answers(self) -> list[Any]:
         if self._answers is None:

@@ -106,15 +106,6 @@ class UserSessionService:
         """Read the user's index while the session is written (``follow`` then uses it)."""
         return self.index.prefetch(user_id)
 
-    @staticmethod
-    def settle(ahead: Prefetch | None) -> None:
-        """Read a prefetch's replies if nothing did (its connections go back to their pools)."""
-        if ahead is not None:
-            try:
-                ahead.pending.answers()
-            except MSMError:
-                pass  # the read was not needed; a failure of its node is recorded already
-
     def follow(self, before: Tracked, after: Tracked, meta: Meta | None, age: int,
                ahead: Prefetch | None = None) -> None:
         """A write changed the session's user or key: move, add or remove its entry."""
