@@ -12,12 +12,14 @@ import hashlib
 import hmac
 import os
 import struct
+import threading
 import zlib
 from unittest import mock
 
 import pytest
 from django.test import override_settings
 
+from django_msm.core import envelope
 from django_msm.core.envelope import Copy, Kind, pack, unpack
 from django_msm.exceptions import CorruptCopy
 from django_msm.runtime import get_config
@@ -166,11 +168,36 @@ def test_signing_key_is_derived_not_the_raw_secret() -> None:
 def test_large_incompressible_payloads_skip_compression_after_a_sample() -> None:
     """512 KB of random bytes is not run through zlib whole (it cost ~13 ms for nothing)."""
     noise = Copy(Kind.SESSION, 1, 0.0, 0.0, os.urandom(512 * 1024))
-    with mock.patch("django_msm.core.envelope.zlib.compress", wraps=zlib.compress) as compress:
+    sampler = envelope._sampler
+    with mock.patch("django_msm.core.envelope.zlib.compress", wraps=zlib.compress) as compress, \
+            mock.patch.object(sampler, "compressed_size", wraps=sampler.compressed_size) as sample:
         packed = pack(noise, b"k" * 32, 4096)
-    assert [len(call.args[0]) for call in compress.call_args_list] == [4 * 1024]
+    assert [len(call.args[0]) for call in sample.call_args_list] == [4 * 1024]
+    assert compress.call_count == 0
     assert packed[2] == 0  # flags: stored as it is
     text = Copy(Kind.SESSION, 1, 0.0, 0.0, b'{"cart":"apple"}' * 40_000)
     assert pack(text, b"k" * 32, 4096)[2] == 1  # compressible: compressed
     encoded = base64.b64encode(os.urandom(384 * 1024))  # shrinks by only a quarter
     assert pack(Copy(Kind.SESSION, 1, 0.0, 0.0, encoded), b"k" * 32, 4096)[2] == 0
+
+
+def test_each_sample_is_measured_on_its_own() -> None:
+    """The sampler's compressor lives on, but it forgets each sample: the same compressible
+    sample measures the same every time (a kept history would make repeats look tiny and
+    compress incompressible sessions), and as much as a fresh compressor makes of it."""
+    sample = b'{"sku":"BK-1042","qty":1,"price":"24.90"},' * 100
+    sizes = [envelope._sampler.compressed_size(sample) for _ in range(3)]
+    assert sizes[0] == sizes[1] == sizes[2]
+    assert abs(sizes[0] - len(zlib.compress(sample, 1))) <= 8  # zlib's header and trailer
+    noise = base64.b64encode(os.urandom(3 * 1024))
+    assert envelope._sampler.compressed_size(noise) > 0.7 * len(noise)
+
+
+def test_every_thread_samples_with_its_own_compressor() -> None:
+    """Two threads' samples must not interleave in one compressor."""
+    own = envelope._sampler._compressor
+    seen: list[object] = []
+    thread = threading.Thread(target=lambda: seen.append(envelope._sampler._compressor))
+    thread.start()
+    thread.join()
+    assert seen and seen[0] is not own

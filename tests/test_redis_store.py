@@ -27,9 +27,10 @@ from django_msm.exceptions import ConfigurationError, NodeUnavailable
 from django_msm.runtime import cache_client, get_cluster
 from django_msm.session import SessionStore
 from django_msm.stores import create_store
+from django_msm.stores import redis as redis_store
 from django_msm.stores.base import value_token
 from django_msm.stores.redis import RedisStore
-from tests.redis_servers import RedisProcess, pings
+from tests.redis_servers import RedisProcess, pings, wait_until
 from tests.test_locking import _hammer as hammer
 from tests.test_locking import _located as located
 from tests.test_locking import _lock_is_free as lock_is_free
@@ -248,6 +249,33 @@ def test_restarted_node_is_used_again_by_the_same_store(
     server.restart_empty()
     assert store.get("k") is None  # stale pooled connections are replaced, not reported
     store.set("k", VALUE, 100)
+    assert store.get("k") == VALUE
+
+
+def _freshened(conn: Any) -> bool:
+    redis_store._freshen(conn)
+    return conn._sock is None
+
+
+def test_an_idle_connection_is_checked_without_waiting(store: RedisStore) -> None:
+    """The check before a reused connection's command: one that the server closed, or with
+    bytes nobody asked for, is reconnected; a ready one is kept. The check never waits for
+    the socket's read timeout, and reads nothing from the socket."""
+    store.set("k", VALUE, 100)
+    conn = store._pool._take()
+    try:
+        sock = conn._sock
+        started = time.monotonic()
+        redis_store._freshen(conn)
+        assert time.monotonic() - started < 0.4  # the 0.5 s read timeout is not waited for
+        assert conn._sock is sock  # ready: kept
+        conn.send_command("PING")  # a reply nobody reads: bytes waiting
+        wait_until(lambda: _freshened(conn), 5, "the connection with a reply waiting is dropped")
+        conn.connect()
+        conn.send_command("QUIT")  # the server closes its end
+        wait_until(lambda: _freshened(conn), 5, "the connection the server closed is dropped")
+    finally:
+        conn.disconnect()
     assert store.get("k") == VALUE
 
 

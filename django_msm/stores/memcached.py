@@ -78,8 +78,10 @@ def _deadline(text: bytes) -> float:
 
 
 def _meta(client: Client, command: bytes) -> bytes | None:
-    """A meta command whose reply carries a CAS (``ms``, ``mg ... c``): the CAS or None."""
-    return _cas(client.raw_command(command))
+    """A meta command whose reply carries a CAS (``ms``, ``mg ... c``): the CAS or None. Sent
+    as it is (pymemcache's ``raw_command`` would copy a large value twice more on the way)."""
+    meta.send(client, command)
+    return _cas(meta.reply_line(client)[0])
 
 
 def _meta_many(client: Client, commands: list[bytes]) -> list[bytes | None]:
@@ -215,10 +217,10 @@ class MemcachedStore(Store):
         return self.client.run(_meta, self._ms(key, value, ttl, flag))
 
     def _ms(self, key: str, value: bytes, ttl: int, flag: bytes) -> bytes:
-        """An ``ms`` command asking for the new CAS (without the value's closing CRLF)."""
+        """An ``ms`` command asking for the new CAS, built with one copy of the value."""
         self._check_size(self.client, key, value)
         head = b"ms %s %d T%d %s c\r\n" % (key.encode(), len(value), self._exp(ttl), flag)
-        return head + value
+        return b"".join((head, value, b"\r\n"))
 
     def start(self, method: str, *args: Any) -> Callable[[], Any]:
         """The commands a create and the per-user index send to two nodes at once, split: the
@@ -232,7 +234,7 @@ class MemcachedStore(Store):
         if flags is None:
             return super().start(method, *args)
         key, value, ttl = args[:3]
-        command = self._ms(key, value, ttl, flags) + b"\r\n"
+        command = self._ms(key, value, ttl, flags)
         parse = _stored if method == "add" else _cas
         return self.client.start(lambda c: meta.send(c, command),
                                  lambda c: parse(meta.reply_line(c)[0]))
