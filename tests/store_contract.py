@@ -299,6 +299,27 @@ class StoreContract:
         assert store.get(other) == b"o"
         self.assert_expires_in(store, KEY, 100)
 
+    def test_commands_started_together_answer_as_the_calls_would(self, store: Store) -> None:
+        """``start_many``: several commands to one node at once (one write on one connection
+        where the adapter can), each answered in its place, whichever is asked first."""
+        other, third = f"{KEY}-other", f"{KEY}-third"
+        token = store.add_versioned(KEY, b"first", 100)
+        assert token is not None
+        first = store.start_many([
+            ("get_versioned", (KEY,)), ("add", (other, b"o", 100)), ("add", (KEY, b"no", 100)),
+            ("get_versioned", (third,)), ("add_versioned", (third, b"t", 100)),
+            ("cas", (KEY, b"stale", 100, token + b"0")),
+        ])
+        assert first[4]() == store.get_versioned(third)[1]  # asked out of order
+        assert [first[i]() for i in (0, 1, 2, 3, 5)] == [
+            (b"first", token), True, False, (None, None), None]
+        second = store.start_many([("cas", (KEY, b"second", 100, token)),
+                                   ("get_versioned", (other,))])
+        new, (value, _) = second[0](), second[1]()
+        assert isinstance(new, bytes) and value == b"o"
+        assert store.get_versioned(KEY) == (b"second", new)
+        self.assert_expires_in(store, KEY, 100)
+
     def test_concurrent_cas_on_one_version_has_one_winner(self, store: Store) -> None:
         token = store.add_versioned(KEY, b"start", 100)
         assert token is not None

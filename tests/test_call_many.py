@@ -3,6 +3,8 @@ reply is read (``Store.start``), each answer in its place, health recorded as ``
 
 from __future__ import annotations
 
+from typing import Any
+
 from django_msm.core.health import NodeState
 from django_msm.exceptions import NodeUnavailable
 from tests.test_backup_memory import TTL, Cluster, make_cluster
@@ -38,3 +40,61 @@ def test_a_command_that_raises_otherwise_raises_after_every_reply_was_read() -> 
     else:
         raise AssertionError("the error was swallowed")
     assert cluster.store("n2").get("k") == b"v"
+
+
+def _batches(cluster: Cluster) -> list[tuple[str, list[str]]]:
+    """Record every ``start_many`` of the cluster's stores: (node id, the methods sent)."""
+    seen: list[tuple[str, list[str]]] = []
+    for node in cluster.registry.nodes:
+        store = cluster.store(node.id)
+
+        def spy(commands: list[Any], store: Any = store, inner: Any = store.start_many) -> Any:
+            seen.append((store.node.id, [method for method, _ in commands]))
+            return inner(commands)
+
+        store.start_many = spy  # type: ignore[method-assign]
+    return seen
+
+
+def test_a_deferred_batch_leaves_with_the_next_batch_in_one_write_per_node() -> None:
+    """A login's index reads wait for the session's write: on each node, one ``start_many``."""
+    cluster: Cluster = make_cluster()
+    registry, (n1, n2) = cluster.registry, (cluster.node("n1"), cluster.node("n2"))
+    batches = _batches(cluster)
+    ahead = registry.send_many(
+        [(n1, "get_versioned", ("a",)), (n2, "get_versioned", ("b",))], defer=True)
+    assert batches == [] and cluster.calls()["n1"] == []  # nothing sent yet
+    answers = registry.call_many([(n1, "add", ("k", b"v", TTL)), (n2, "add", ("k", b"v", TTL))])
+    assert answers == [True, True]
+    assert batches == [("n1", ["get_versioned", "add"]), ("n2", ["get_versioned", "add"])]
+    assert ahead.answers() == [(None, None), (None, None)]
+    assert len(batches) == 2  # read, not sent again
+
+
+def test_a_deferred_batch_leaves_when_answered_or_before_a_call_and_never_once_dropped() -> None:
+    cluster: Cluster = make_cluster()
+    registry = cluster.registry
+    n1, n2, n3 = (cluster.node(n) for n in ("n1", "n2", "n3"))
+    batches = _batches(cluster)
+    alone = registry.send_many([(n1, "get_versioned", ("a",))], defer=True)
+    assert alone.answers() == [(None, None)] and batches == [("n1", ["get_versioned"])]
+    before_call = registry.send_many([(n2, "add", ("b", b"v", TTL))], defer=True)
+    assert registry.call(n1, lambda store: store.get("b")) is None
+    assert batches[-1] == ("n2", ["add"])  # it left before this thread waited on n1
+    assert before_call.answers() == [True]
+    dropped = registry.send_many([(n3, "add", ("c", b"v", TTL))], defer=True)
+    dropped.settle()
+    registry.call_many([(n1, "get", ("c",))])
+    assert [node for node, _ in batches].count("n3") == 0
+    assert cluster.store("n3").get("c") is None
+    assert isinstance(dropped.answers()[0], NodeUnavailable)  # abandoned, never sent
+
+
+def test_a_node_that_fails_to_take_a_batch_answers_node_unavailable_for_each_command() -> None:
+    cluster: Cluster = make_cluster()
+    registry, n1, n2 = cluster.registry, cluster.node("n1"), cluster.node("n2")
+    cluster.store("n1").down = True
+    registry.send_many([(n1, "get_versioned", ("a",))], defer=True)
+    answers = registry.call_many([(n1, "add", ("k", b"v", TTL)), (n2, "add", ("k", b"v", TTL))])
+    assert isinstance(answers[0], NodeUnavailable) and answers[1] is True
+    assert registry.health[n1].state is NodeState.QUARANTINED

@@ -26,8 +26,7 @@ from django_msm.core.nodes import Node, NodeKind, parse_nodes
 from django_msm.exceptions import ConfigurationError, NodeUnavailable
 from django_msm.runtime import cache_client, get_cluster
 from django_msm.session import SessionStore
-from django_msm.stores import create_store
-from django_msm.stores import redis as redis_store
+from django_msm.stores import create_store, redis_wire
 from django_msm.stores.base import value_token
 from django_msm.stores.redis import RedisStore
 from tests.redis_servers import RedisProcess, pings, wait_until
@@ -253,7 +252,7 @@ def test_restarted_node_is_used_again_by_the_same_store(
 
 
 def _freshened(conn: Any) -> bool:
-    redis_store._freshen(conn)
+    redis_wire.freshen(conn)
     return conn._sock is None
 
 
@@ -266,7 +265,7 @@ def test_an_idle_connection_is_checked_without_waiting(store: RedisStore) -> Non
     try:
         sock = conn._sock
         started = time.monotonic()
-        redis_store._freshen(conn)
+        redis_wire.freshen(conn)
         assert time.monotonic() - started < 0.4  # the 0.5 s read timeout is not waited for
         assert conn._sock is sock  # ready: kept
         conn.send_command("PING")  # a reply nobody reads: bytes waiting

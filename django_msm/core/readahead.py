@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import weakref
 
+from .dispatch import Pending
 from .keys import SessionId
-from .registry import Pending
 
 
 class ReadAhead:

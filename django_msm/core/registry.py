@@ -12,16 +12,16 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ..clock import Clock, SystemClock
-from ..exceptions import MSMError, NodeUnavailable
+from ..exceptions import NodeUnavailable
 from ..stores import Store, create_store
 from .config import MsmConfig
+from .dispatch import Call, Commands, Dispatcher, Pending
 from .events import ClusterEvents
 from .health import NodeHealth, NodeState
 from .keys import SessionId
 from .nodes import Node, NodeKind
 
 T = TypeVar("T")
-Call = tuple[Node, str, tuple[Any, ...]]  # a node, a Store method's name and its arguments
 
 
 class NodeRegistry:
@@ -65,6 +65,7 @@ class NodeRegistry:
             self.health[node] = RetiredHealth(node.label, self.clock)
         # Told of every failed call (the cluster publishes an away mark); no-op by default.
         self.on_failure: Callable[[Node], None] = lambda node: None
+        self.dispatcher = Dispatcher(self._start_many, self._recorded)
 
     def node_for(self, sid: SessionId) -> Node | None:
         """Return the node a key names (a retired one included), or None if the key does not
@@ -123,6 +124,7 @@ class NodeRegistry:
 
     def call(self, node: Node, operation: Callable[[Store], T]) -> T:
         """Run ``operation`` on ``node``'s store, skipping quarantined nodes, recording health."""
+        self.dispatcher.flush()  # a deferred batch leaves before this thread waits on a node
         self._admit(node)
         return self._recorded(node, lambda: operation(self.stores[node]))
 
@@ -135,18 +137,20 @@ class NodeRegistry:
         """
         return self.send_many(calls).answers()
 
-    def send_many(self, calls: Sequence[Call]) -> Pending:
+    def send_many(self, calls: Sequence[Call], defer: bool = False) -> Pending:
         """``call_many``'s first half: the commands go out now; ``answers()`` reads the replies
-        (a caller with other round trips to make meanwhile overlaps them)."""
-        sent = [self._send(node, method, args) for node, method, args in calls]
-        return Pending(self, calls, sent)
+        (a caller with other round trips to make meanwhile overlaps them). ``defer``: they
+        leave with this thread's next batch instead, in one write per node (``core.dispatch``).
+        """
+        return self.dispatcher.send(calls, defer)
 
-    def _send(self, node: Node, method: str, args: tuple[Any, ...]) -> Any:
+    def _start_many(self, node: Node, commands: Commands) -> list[Any]:
+        """``node``'s commands started at once; a failure to send answers for all of them."""
         try:
             self._admit(node)
-            return self._recorded(node, lambda: self.stores[node].start(method, *args))
-        except Exception as exc:  # answered in its place
-            return exc
+            return self._recorded(node, lambda: self.stores[node].start_many(commands))
+        except Exception as exc:  # answered in their places
+            return [exc] * len(commands)
 
     def _admit(self, node: Node) -> None:
         if self.is_retired(node):
@@ -168,49 +172,6 @@ class NodeRegistry:
     def close(self) -> None:
         for store in self.stores.values():
             store.close()
-
-
-class Pending:
-    """Commands sent by ``NodeRegistry.send_many`` whose replies are read once, by ``answers``
-    (each the command's result or its NodeUnavailable; any other error raised after all)."""
-
-    def __init__(self, registry: NodeRegistry, calls: Sequence[Call], sent: list[Any]):
-        self._registry, self._calls, self._sent = registry, calls, sent
-        self._answers: list[Any] | None = None
-
-    def abandon(self) -> None:
-        """Close the connections of replies never read (no I/O: a finalizer may call this)."""
-        if self._answers is None:
-            self._answers = [NodeUnavailable(node.label, "abandoned") for node, _, _ in self._calls]
-            for reply in self._sent:
-                getattr(reply, "abandon", lambda: None)()
-
-    def settle(self) -> None:
-        """Read the replies if nobody did (their connections go back to their pools), for a
-        caller that no longer needs them: a failure is recorded in the node's health already,
-        so nothing is raised."""
-        try:
-            self.answers()
-        except MSMError:
-            pass
-
-    def answers(self) -> list[Any]:
-        if self._answers is None:
-            self._answers = [self._read(node, reply)
-                             for (node, _, _), reply in zip(self._calls, self._sent, strict=True)]
-        error = next((a for a in self._answers if isinstance(a, Exception)
-                      and not isinstance(a, NodeUnavailable)), None)
-        if error is not None:
-            raise error
-        return self._answers
-
-    def _read(self, node: Node, reply: Any) -> Any:
-        if isinstance(reply, Exception):
-            return reply
-        try:
-            return self._registry._recorded(node, reply)
-        except Exception as exc:  # NodeUnavailable, or raised after the others are read
-            return exc
 
 
 class RetiredHealth(NodeHealth):

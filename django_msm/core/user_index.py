@@ -34,9 +34,10 @@ from dataclasses import dataclass, field
 from ..clock import Clock
 from ..exceptions import CorruptCopy, NodeUnavailable
 from .config import MsmConfig
+from .dispatch import Pending
 from .envelope import Copy, Kind, pack, unpack
 from .nodes import Node
-from .registry import NodeRegistry, Pending
+from .registry import NodeRegistry
 from .stats import statistics
 
 logger = logging.getLogger(__name__)
@@ -149,10 +150,12 @@ class UserIndex:
         return self._live(merge(self._read_places(user_id)))
 
     def prefetch(self, user_id: str) -> Prefetch:
-        """Send the reads of the user's index now, for an ``update`` that follows a write of
-        the session: the two then share a round trip instead of taking one each."""
+        """The reads of the user's index, for an ``update`` that follows a write of the
+        session: deferred, they leave with the session's write, in the same write on each node
+        (``core.dispatch``), so the two share a round trip instead of taking one each."""
         places = self.places(user_id)
-        pending = self.registry.send_many([(n, "get_versioned", (k,)) for n, k in places])
+        calls = [(n, "get_versioned", (k,)) for n, k in places]
+        pending = self.registry.send_many(calls, defer=True)
         return Prefetch(user_id, places, pending)
 
     def _read_places(self, user_id: str, ahead: Prefetch | None = None) -> list[_Place]:

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 
 from ..exceptions import NodeUnavailable, SessionConflict
 from .copies import BackupSessionService, UpdateResult
+from .dispatch import Pending
 from .envelope import Copy, forward_of
 from .keys import SessionId
 from .nodes import Node
-from .registry import Pending
 from .stats import statistics
 from .sticky import StickyCopies
 

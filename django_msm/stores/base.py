@@ -21,6 +21,15 @@ def value_token(value: bytes) -> bytes:
     return hashlib.sha1(value).hexdigest().encode()
 
 
+def _raising(failure: Exception) -> Callable[[], Any]:
+    """A started command's answer that raises ``failure`` when asked for."""
+
+    def fail() -> Any:
+        raise failure
+
+    return fail
+
+
 class Store(abc.ABC):
     """Byte-level access to one node.
 
@@ -129,13 +138,20 @@ class Store(abc.ABC):
         try:
             result = getattr(self, method)(*args)
         except Exception as exc:  # raised when the reply is asked for, as a split one would
-            failure = exc
-
-            def fail() -> Any:
-                raise failure
-
-            return fail
+            return _raising(exc)
         return lambda: result
+
+    def start_many(self, commands: list[tuple[str, tuple[Any, ...]]]) -> list[Callable[[], Any]]:
+        """``start`` for several commands to this node at once (``NodeRegistry.send_many``):
+        adapters that can send them on one connection in one write override it; this default
+        starts each on its own. A command that fails to start answers with its error."""
+        started: list[Callable[[], Any]] = []
+        for method, args in commands:
+            try:
+                started.append(self.start(method, *args))
+            except Exception as exc:  # this command's own failure, not its neighbours'
+                started.append(_raising(exc))
+        return started
 
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release connections."""

@@ -25,10 +25,10 @@ from pymemcache.exceptions import (
 
 from ..clock import Clock, SystemClock
 from ..core.nodes import Node
-from ..exceptions import ItemTooLarge, NodeUnavailable
+from ..exceptions import ItemTooLarge, MSMError, NodeUnavailable
 from . import meta
 from .base import Store
-from .pool import Connections
+from .pool import Connections, Replies
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ def _cas(reply: bytes) -> bytes | None:
 
 
 _ADD_FLAGS = {"add": b"ME", "add_versioned": b"ME"}  # the meta set mode of the split adds
+Parse = Callable[[bytes, "bytes | None"], Any]  # a reply line and its value -> the answer
 
 
 def _stored(reply: bytes) -> bool:
@@ -225,19 +226,46 @@ class MemcachedStore(Store):
     def start(self, method: str, *args: Any) -> Callable[[], Any]:
         """The commands a create and the per-user index send to two nodes at once, split: the
         command goes out now, its reply is read by the returned call (``Store.start``)."""
-        if method == "get_versioned":
-            command = meta.get_versioned_command(*args)
-            return self.client.start(lambda c: meta.send(c, command), meta.value_reply)
         if method == "cas" and not args[3].isdigit():
             return lambda: None  # not a CAS value: it cannot match (as ``cas`` answers)
+        split = self._split(method, args)
+        if split is None:
+            return super().start(method, *args)
+        command, parse = split
+        return self.client.start(lambda c: meta.send(c, command),
+                                 lambda c: parse(*meta.replies(c, 1)[0]))
+
+    def start_many(self, commands: list[tuple[str, tuple[Any, ...]]]) -> list[Callable[[], Any]]:
+        """Several commands in one write on one connection, their replies read together."""
+        try:
+            splits = [self._split(method, args) for method, args in commands]
+        except MSMError:  # too large for the node: each command answers for itself
+            return super().start_many(commands)
+        if len(commands) < 2 or any(split is None for split in splits):
+            return super().start_many(commands)
+        sent = b"".join(split[0] for split in splits if split)
+        parses = [split[1] for split in splits if split]
+        replies = Replies(self.client.start(
+            lambda c: meta.send(c, sent),
+            lambda c: [parse(*reply) for parse, reply in
+                       zip(parses, meta.replies(c, len(parses)), strict=True)],
+        ), len(parses))
+        return [replies.member(index) for index in range(len(parses))]
+
+    def _split(self, method: str, args: tuple[Any, ...]) -> tuple[bytes, Parse] | None:
+        """The one meta command ``method(*args)`` sends, and how its reply becomes the answer;
+        None for the commands that are not split."""
+        if method == "get_versioned":
+            return meta.get_versioned_command(*args), meta.versioned
+        if method == "cas" and not args[3].isdigit():
+            return None
         flags = b"C" + args[3] if method == "cas" else _ADD_FLAGS.get(method)
         if flags is None:
-            return super().start(method, *args)
+            return None
         key, value, ttl = args[:3]
-        command = self._ms(key, value, ttl, flags)
-        parse = _stored if method == "add" else _cas
-        return self.client.start(lambda c: meta.send(c, command),
-                                 lambda c: parse(meta.reply_line(c)[0]))
+        if method == "add":
+            return self._ms(key, value, ttl, flags), lambda header, _: _stored(header)
+        return self._ms(key, value, ttl, flags), lambda header, _: _cas(header)
 
     def get_many_versioned(self, keys: list[str]) -> dict[str, tuple[bytes, bytes]]:
         """One ``gets`` for the whole batch: memcached answers every key in one reply."""

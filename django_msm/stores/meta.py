@@ -17,6 +17,8 @@ them as it does the others; the caller closes a client whose command raised.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pymemcache.client.base import Client
 from pymemcache.exceptions import (
     MemcacheClientError,
@@ -117,10 +119,7 @@ def reply_line(client: Client) -> tuple[bytes, bytes]:
             raise MemcacheUnexpectedCloseError()
         buf += chunk
     header, _, rest = buf.partition(b"\r\n")
-    if header.startswith(b"SERVER_ERROR"):
-        raise MemcacheServerError(header[13:])
-    if header.startswith(b"CLIENT_ERROR"):
-        raise MemcacheClientError(header[13:])
+    _raise_for_error(header)
     return header, rest
 
 
@@ -129,3 +128,56 @@ def _cas(header: bytes, status: bytes) -> bytes:
         if flag.startswith(b"c"):
             return flag[1:]
     raise MemcacheUnknownError(f"meta reply without CAS: {header[:40]!r}")
+
+
+def replies(client: Client, count: int) -> list[tuple[bytes, bytes | None]]:
+    """Read the replies of ``count`` meta commands sent at once on one connection: each its
+    reply line and, for ``VA``, its value (None otherwise). memcached answers in order, and one
+    ``recv`` may hold several replies, so they are cut from one buffer."""
+    sock, buf, at = client.sock, b"", 0
+    answers: list[tuple[bytes, bytes | None]] = []
+    if sock is None:
+        raise MemcacheUnexpectedCloseError()
+    while len(answers) < count:
+        end = buf.find(b"\r\n", at)
+        if end < 0:
+            buf = buf[at:] + _more(sock, _CHUNK)
+            at = 0
+            continue
+        header, at = buf[at:end], end + 2
+        _raise_for_error(header)
+        value = None
+        if header.startswith(b"VA "):
+            size = int(header.split(b" ", 2)[1])
+            while len(buf) < at + size + 2:
+                buf += _more(sock, at + size + 2 - len(buf))
+            if buf[at + size : at + size + 2] != b"\r\n":
+                raise MemcacheUnknownError("meta reply longer than announced")
+            value, at = buf[at : at + size], at + size + 2
+        answers.append((header, value))
+    if at != len(buf):
+        raise MemcacheUnknownError("more meta replies than commands")
+    return answers
+
+
+def versioned(header: bytes, value: bytes | None) -> tuple[bytes | None, bytes | None]:
+    """An ``mg ... v c`` reply cut by ``replies``: the value and its CAS, or (None, None)."""
+    if header == b"EN":
+        return None, None
+    if value is None:
+        raise MemcacheUnknownError(f"unexpected meta reply {header[:40]!r}")
+    return value, _cas(header, b"VA")
+
+
+def _more(sock: Any, wanted: int) -> bytes:
+    chunk = sock.recv(max(_CHUNK, wanted))
+    if not chunk:
+        raise MemcacheUnexpectedCloseError()
+    return bytes(chunk)
+
+
+def _raise_for_error(header: bytes) -> None:
+    if header.startswith(b"SERVER_ERROR"):
+        raise MemcacheServerError(header[13:])
+    if header.startswith(b"CLIENT_ERROR"):
+        raise MemcacheClientError(header[13:])

@@ -124,6 +124,42 @@ class Started(Generic[T]):
         self.abandon()  # a close, no I/O with the server
 
 
+class Replies:
+    """The replies of several commands sent on one connection at once, read by one call that
+    returns them all (``Connections.start`` with a ``finish`` reading every reply). Each
+    command's ``member`` answers its own reply; the first member asked reads them all, so
+    their order of asking does not matter. If every member is dropped unread, the connection
+    is closed as ``Started.abandon`` closes it (no I/O)."""
+
+    __slots__ = ("_started", "_results", "_error", "_unasked")
+
+    def __init__(self, started: Started[list[Any]], count: int):
+        self._started = started
+        self._results: list[Any] | None = None
+        self._error: BaseException | None = None
+        self._unasked = count
+
+    def member(self, index: int) -> Started[Any]:
+        return Started(lambda: self._answer(index), self._drop)
+
+    def _answer(self, index: int) -> Any:
+        self._unasked -= 1
+        if self._results is None and self._error is None:
+            try:
+                self._results = self._started()
+            except BaseException as exc:  # the connection failed: every member raises it
+                self._error = exc
+        if self._error is not None:
+            raise self._error
+        assert self._results is not None
+        return self._results[index]
+
+    def _drop(self) -> None:
+        self._unasked -= 1
+        if not self._unasked and self._results is None:
+            self._started.abandon()
+
+
 def _forget_after_fork() -> None:
     for pool in list(_POOLS):
         pool._forget()

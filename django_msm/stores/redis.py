@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import logging
 import math
-import select
-import ssl
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -41,8 +39,9 @@ from redis.retry import Retry
 
 from ..core.nodes import Node, NodeKind
 from ..exceptions import ConfigurationError, NodeUnavailable
+from . import redis_wire as wire
 from .base import Store, value_token
-from .pool import Connections
+from .pool import Connections, Replies
 from .redis_scripts import CAS_SCRIPT, DELETE_IF_SCRIPT, SHA, UNLOCK_SCRIPT, VERSION_SCRIPT
 
 if TYPE_CHECKING:
@@ -66,50 +65,6 @@ def _refused(exc: BaseException) -> bool:
 
 def _unavailable(node: Node, exc: BaseException) -> NodeUnavailable:
     return NodeUnavailable(node.label, exc, refused=_refused(exc))
-
-
-def _command(conn: Connection, *args: object) -> Any:
-    """Send one command on ``conn`` and read its raw reply."""
-    conn.send_command(*args)
-    return conn.read_response()
-
-
-def _pipelined(conn: Connection, commands: Sequence[tuple[object, ...]]) -> list[Any]:
-    """Every command sent at once, then one raw reply read per command."""
-    conn.send_packed_command(conn.pack_commands(commands))
-    return [conn.read_response() for _ in commands]
-
-
-def _freshen(conn: Connection) -> None:
-    """An idle connection with bytes waiting, or closed, was dropped by the server (a restart)
-    or left astray: reconnect it at its next command, as redis-py's pool does.
-
-    One ``poll`` with no wait answers that: readable means bytes are waiting or the server
-    closed the socket. redis-py's ``can_read`` makes the socket non-blocking and back around a
-    ``recv`` that raises when nothing waits: four system calls and an exception where one poll
-    does, on every command (about 9 µs on a VM where system calls are dear). Our commands read
-    every reply they ask for (a connection whose command raised is closed), so no reply waits
-    in redis-py's own buffer between two commands. TLS sockets keep ``can_read``: decrypted
-    bytes may wait in the TLS layer, where a poll does not see them.
-    """
-    sock = getattr(conn, "_sock", None)
-    if sock is None:
-        return  # not connected: it connects at its next command
-    try:
-        if isinstance(sock, ssl.SSLSocket):
-            stale = conn.can_read()
-        else:
-            poller = select.poll()
-            poller.register(sock, select.POLLIN)
-            stale = bool(poller.poll(0))
-    except (RedisError, OSError, ValueError):  # ValueError: a socket closed meanwhile
-        stale = True
-    if stale:
-        conn.disconnect()
-
-
-def _disconnect(conn: Connection) -> None:
-    conn.disconnect()
 
 
 def url_client(url: str, timeout: float) -> Redis:
@@ -157,7 +112,7 @@ class RedisStore(Store):
 
     def _lean(self, client: Redis) -> Connections[Connection]:
         return Connections(
-            client.connection_pool.make_connection, _disconnect, self._failed, _freshen
+            client.connection_pool.make_connection, wire.disconnect, self._failed, wire.freshen
         )
 
     def _failed(self, exc: BaseException) -> None:
@@ -169,7 +124,7 @@ class RedisStore(Store):
     def _run(self, *args: object) -> Any:
         """One command on the node (main timeout), its raw reply."""
         if self.owns_client:
-            return self._pool.run(_command, *args)
+            return self._pool.run(wire.command, *args)
         try:
             return self.client.execute_command(*args)
         except BaseException as exc:
@@ -179,7 +134,7 @@ class RedisStore(Store):
     def _run_backup(self, *args: object) -> Any:
         """One command within the backup timeout (a django-redis client has only its own)."""
         if self.owns_client:
-            return self._backup_pool.run(_command, *args)
+            return self._backup_pool.run(wire.command, *args)
         return self._run(*args)
 
     def _script(self, script: str, key: str, *args: object) -> Any:
@@ -236,7 +191,7 @@ class RedisStore(Store):
 
     def _pipeline(self, commands: Sequence[tuple[object, ...]]) -> list[Any]:
         if self.owns_client:
-            return self._pool.run(_pipelined, commands)
+            return self._pool.run(wire.pipelined, commands)
         pipe = self.client.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*command)
@@ -252,18 +207,27 @@ class RedisStore(Store):
         split = self._split(method, *args) if self.owns_client else None
         if split is None:
             return super().start(method, *args)
-        command, parse = split
+        return self._pool.start(lambda conn: conn.send_command(*split[0]),
+                                lambda conn: wire.answers(conn, [split])[0])
 
-        def finish(conn: Connection) -> Any:
-            try:
-                return parse(conn.read_response())
-            except NoScriptError:  # the server lost the script: send it in full
-                return parse(_command(conn, "EVAL", CAS_SCRIPT, *command[2:]))
-
-        return self._pool.start(lambda conn: conn.send_command(*command), finish)
+    def start_many(self, commands: list[tuple[str, tuple[Any, ...]]]) -> list[Callable[[], Any]]:
+        """Several commands in one write on one connection (a pipeline), replies read together."""
+        try:
+            splits = [self._split(method, *args) for method, args in commands]
+        except Exception:  # a command that is not split: each answers for itself
+            splits = []
+        if not self.owns_client or len(splits) < 2 or any(split is None for split in splits):
+            return super().start_many(commands)
+        ready = [split for split in splits if split is not None]
+        packed = [command for command, _ in ready]
+        replies = Replies(self._pool.start(
+            lambda conn: conn.send_packed_command(conn.pack_commands(packed)),
+            lambda conn: wire.answers(conn, ready),
+        ), len(ready))
+        return [replies.member(index) for index in range(len(ready))]
 
     @staticmethod
-    def _split(method: str, *args: Any) -> tuple[tuple[Any, ...], Callable[[Any], Any]] | None:
+    def _split(method: str, *args: Any) -> wire.Split | None:
         """The one command ``method(*args)`` sends, and how its reply becomes the answer."""
         if method == "get_versioned":
             return ("GET", *args), lambda v: (None, None) if v is None else (v, value_token(v))
