@@ -23,6 +23,7 @@ from django_msm.core import envelope
 from django_msm.core.envelope import Copy, Kind, pack, unpack
 from django_msm.exceptions import CorruptCopy
 from django_msm.runtime import get_config
+from tests.test_backup_memory import TTL, make_cluster
 
 KEY = hashlib.sha256(b"test key").digest()
 OTHER = hashlib.sha256(b"other key").digest()
@@ -201,3 +202,35 @@ def test_every_thread_samples_with_its_own_compressor() -> None:
     thread.start()
     thread.join()
     assert seen and seen[0] is not own
+
+
+def test_a_session_reuses_its_last_compression_decision_and_samples_again_now_and_then() -> None:
+    """A large session's saves skip the sample (its cost is paid by every save) and do as its
+    previous copy did; every 16th revision samples afresh, in case the content changed."""
+    text = b'{"cart":"apple"}' * 4_000  # 64 KB that compresses well
+    stored_raw = unpack(pack(Copy(Kind.SESSION, 1, 0.0, 0.0, text, compressed=False),
+                             b"k" * 32, 4096), (b"k" * 32,))
+    assert stored_raw.compressed is False  # the decision given was followed, no sample
+    assert envelope.compression_of(stored_raw) is False
+    sampler = envelope._sampler
+    with mock.patch.object(sampler, "compressed_size", wraps=sampler.compressed_size) as sample:
+        for revision in range(2, 17):
+            copy = Copy(Kind.SESSION, revision, 0.0, 0.0, text,
+                        compressed=envelope.compression_of(stored_raw))
+            packed = pack(copy, b"k" * 32, 4096)
+            assert packed[2] == (1 if revision == 16 else 0), revision
+    assert sample.call_count == 1  # revision 16 only
+    compressed = unpack(packed, (b"k" * 32,))
+    assert compressed.compressed is True and envelope.compression_of(compressed) is True
+    small = Copy(Kind.SESSION, 1, 0.0, 0.0, b"x" * 8_000, compressed=True)
+    assert envelope.compression_of(small) is None  # never sampled: no decision to lend
+
+
+def test_a_large_session_the_last_decision_would_not_fit_is_compressed_after_all() -> None:
+    cluster = make_cluster(MAX_SESSION_SIZE=40_000)
+    text = b'{"cart":"apple"}' * 4_000  # 64 KB raw, a few hundred bytes compressed
+    previous = unpack(pack(Copy(Kind.SESSION, 1, 0.0, 0.0, text, compressed=False),
+                           b"k" * 32, 4096), (b"k" * 32,))
+    copy = cluster.service.new_copy(text, TTL, 2, previous)
+    assert copy.compressed is False
+    assert len(cluster.service.pack(copy)) < 40_000

@@ -15,6 +15,7 @@ relocation's tombstone names the new key in its signed payload (``envelope.forwa
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from ..exceptions import CorruptCopy, NodeUnavailable, NoNodesAvailable, Session
 from ..stores import Store
 from .away import AwayMarks
 from .config import MsmConfig
-from .envelope import Copy, Kind, forward_of, pack, unpack
+from .envelope import Copy, Kind, compression_of, forward_of, pack, unpack
 from .keys import SessionId, new_id
 from .nodes import Node
 from .outcomes import Loaded, UpdateResult
@@ -57,9 +58,14 @@ class BackupSessionService:
     # -- codec --------------------------------------------------------------------------------
     def pack(self, copy: Copy) -> bytes:
         """Sign and size-check a copy before anything is written."""
-        data = pack(copy, self.config.signing_keys[0], self.config.compress_min_size)
-        if len(data) > self.config.max_session_size:
-            raise SessionTooLarge(len(data), self.config.max_session_size)
+        config = self.config
+        key, limit = config.signing_keys[0], config.max_session_size
+        data = pack(copy, key, config.compress_min_size)
+        if len(data) > limit and copy.compressed is False:
+            # Stored as it is, the session's last decision no longer fits: a sample decides.
+            data = pack(dataclasses.replace(copy, compressed=None), key, config.compress_min_size)
+        if len(data) > limit:
+            raise SessionTooLarge(len(data), limit)
         statistics.observe("serialized_size", len(data))
         return data
 
@@ -90,9 +96,13 @@ class BackupSessionService:
         """Log about one session by its tag and node (never its key), throttled per node."""
         self.throttle.session(logger, level, self.config.tag(sid), node.label, what)
 
-    def new_copy(self, payload: bytes, ttl: int, revision: int) -> Copy:
+    def new_copy(self, payload: bytes, ttl: int, revision: int, previous: Copy | None = None
+                 ) -> Copy:
+        """A session copy to write; ``previous``, the session's copy it replaces, lends it the
+        compression decision (``envelope.compression_of``)."""
         now = self.clock.time()
-        return Copy(Kind.SESSION, revision, now, now + ttl, payload)
+        return Copy(Kind.SESSION, revision, now, now + ttl, payload,
+                    compressed=compression_of(previous))
 
     # -- reading ------------------------------------------------------------------------------
     def _read_backup(self, sid: SessionId, primary: Node) -> tuple[Copy | None, Node]:

@@ -221,7 +221,7 @@ class SessionEngine:
         if located is None or self.copy is None:
             raise SessionDeleted
         base = self.copy.revision
-        copy = self.copies.new_copy(payload, ttl, base + 1)
+        copy = self.copies.new_copy(payload, ttl, base + 1, self.copy)
         if self.move is not None:
             try:
                 return self._relocate(located, copy, ttl, base)
@@ -274,7 +274,7 @@ class SessionEngine:
         if result is UpdateResult.STORED:
             return key
         base = self.copy.revision
-        copy = self.copies.new_copy(payload, ttl, base + 1)
+        copy = self.copies.new_copy(payload, ttl, base + 1, self.copy)
         return self._settle(result, located, copy, None, ttl, base)
 
     def _settle(
