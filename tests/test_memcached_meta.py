@@ -11,6 +11,7 @@ from pymemcache.exceptions import (
     MemcacheIllegalInputError,
     MemcacheServerError,
     MemcacheUnexpectedCloseError,
+    MemcacheUnknownError,
 )
 
 from django_msm.stores import meta
@@ -78,6 +79,41 @@ def test_a_broken_reply_raises_what_the_store_translates(reply, error) -> None:
     try:
         with pytest.raises(error):
             meta.get(raw, "k")
+    finally:
+        raw.close()
+        thread.join(timeout=5)
+
+
+def test_replies_of_commands_sent_at_once_are_cut_apart(client) -> None:
+    """``replies``: a batch's replies arrive in one stream, several to a recv or one split
+    over many; each is cut at its own end, values with CRLF inside included."""
+    big = b"x\r\nVA 3\r\n" * 20_000  # 180 KB: several recvs
+    client.set("big", big)
+    client.set("small", b"ab\r\ncd")
+    commands = [b"mg big v c\r\n", b"mg absent v c\r\n", b"ms new 2 T60 ME c\r\nhi\r\n",
+                b"ms new 2 T60 ME\r\nno\r\n", b"mg small v\r\n"]
+    meta.send(client, b"".join(commands))
+    answers = meta.replies(client, len(commands))
+    assert meta.versioned(*answers[0]) == (big, client.gets("big")[1])
+    assert meta.versioned(*answers[1]) == (None, None)
+    assert answers[2][0].startswith(b"HD c") and answers[3] == (b"NS", None)
+    assert answers[4] == (b"VA 6", b"ab\r\ncd")
+    assert client.get("new") == b"hi"  # the socket is in step for the next command
+
+
+@pytest.mark.parametrize(("reply", "error"), [
+    (b"HD\r\nVA 10\r\nshort", MemcacheUnexpectedCloseError),  # the second reply cut off
+    (b"HD\r\nVA x\r\n", MemcacheUnknownError),  # no size
+    (b"HD\r\nSERVER_ERROR out of memory\r\n", MemcacheServerError),
+    (b"HD\r\nHD\r\nHD\r\n", MemcacheUnknownError),  # more than was asked for
+])
+def test_a_broken_batch_of_replies_raises_what_the_store_translates(reply, error) -> None:
+    port, thread = _one_reply_server(reply)
+    raw = Client(("127.0.0.1", port), connect_timeout=2, timeout=2)
+    try:
+        meta.send(raw, b"mn\r\nmn\r\n")
+        with pytest.raises(error):
+            meta.replies(raw, 2)
     finally:
         raw.close()
         thread.join(timeout=5)

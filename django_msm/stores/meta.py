@@ -141,6 +141,8 @@ def replies(client: Client, count: int) -> list[tuple[bytes, bytes | None]]:
     while len(answers) < count:
         end = buf.find(b"\r\n", at)
         if end < 0:
+            if len(buf) - at > _CHUNK:
+                raise MemcacheUnknownError("meta reply line without an end")
             buf = buf[at:] + _more(sock, _CHUNK)
             at = 0
             continue
@@ -148,7 +150,7 @@ def replies(client: Client, count: int) -> list[tuple[bytes, bytes | None]]:
         _raise_for_error(header)
         value = None
         if header.startswith(b"VA "):
-            size = int(header.split(b" ", 2)[1])
+            size = _size(header)
             while len(buf) < at + size + 2:
                 buf += _more(sock, at + size + 2 - len(buf))
             if buf[at + size : at + size + 2] != b"\r\n":
@@ -167,6 +169,13 @@ def versioned(header: bytes, value: bytes | None) -> tuple[bytes | None, bytes |
     if value is None:
         raise MemcacheUnknownError(f"unexpected meta reply {header[:40]!r}")
     return value, _cas(header, b"VA")
+
+
+def _size(header: bytes) -> int:
+    try:
+        return int(header.split(b" ", 2)[1])
+    except (IndexError, ValueError) as exc:
+        raise MemcacheUnknownError(f"unexpected meta reply {header[:40]!r}") from exc
 
 
 def _more(sock: Any, wanted: int) -> bytes:
