@@ -19,6 +19,7 @@ from django.core.cache import caches
 from django.core.checks import Error
 from django.test import override_settings
 from django_redis import get_redis_connection
+from redis.exceptions import ResponseError
 
 from django_msm import checks
 from django_msm.clock import SystemClock
@@ -292,6 +293,61 @@ def test_scripts_the_server_lost_are_sent_again(store: RedisStore, raw: Any) -> 
         raw.script_flush()
         assert call()
     assert raw.get("k") is None and raw.get("lock") is None
+
+
+def test_a_lost_script_in_a_batch_is_sent_again_after_the_other_replies(
+    store: RedisStore, raw: Any
+) -> None:
+    """In a pipeline the EVALSHA's NOSCRIPT reply is read in its place; its EVAL follows once
+    every reply of the batch is read, so no reply is taken for another's."""
+    token = store.add_versioned("k", VALUE, 100)
+    assert token is not None
+    raw.script_flush()
+    replies = store.start_many([("get_versioned", ("k",)), ("cas", ("k", b"new", 100, token)),
+                                ("get_versioned", ("absent",))])
+    assert replies[2]() == (None, None) and replies[0]() == (VALUE, token)
+    assert replies[1]() == value_token(b"new") and raw.get("k") == b"new"
+    assert store.get("k") == b"new"  # the connection is in step
+
+
+def test_an_error_reply_raises_and_the_connection_is_not_reused(
+    store: RedisStore, raw: Any
+) -> None:
+    raw.rpush("a-list", b"x")
+    with pytest.raises(NodeUnavailable):
+        store.get("a-list")  # WRONGTYPE
+    assert store.get("k") is None and store.add("k", VALUE, 100) is True
+
+
+class _Opaque:
+    """A redis-py connection seen without the internals ``stores.resp`` uses, as a future
+    redis-py might show it: its own methods only."""
+
+    def __init__(self, conn: Any):
+        self.send_packed_command = conn.send_packed_command
+        self.pack_commands = conn.pack_commands
+        self.read_response = conn.read_response
+
+
+def test_a_connection_without_the_internals_used_goes_through_redis_py(
+    store: RedisStore, raw: Any
+) -> None:
+    conn = store._pool._take()
+    try:
+        opaque: Any = _Opaque(conn)
+        assert redis_wire.command(opaque, "SET", "k", VALUE) == b"OK"
+        assert redis_wire.pipelined(opaque, [("GET", "k"), ("GET", "absent")]) == [VALUE, None]
+        token = value_token(VALUE)
+        raw.script_flush()
+        cas = store._split("cas", "k", b"new", 100, token)
+        assert cas is not None
+        redis_wire.send(opaque, [cas[0]])
+        assert redis_wire.answers(opaque, [cas]) == [value_token(b"new")]
+        with pytest.raises(ResponseError):
+            redis_wire.command(opaque, "INCR", "k")  # not an integer
+    finally:
+        conn.disconnect()
+    assert raw.get("k") == b"new"
 
 
 def test_url_clients_are_bounded_by_the_operation_and_backup_timeouts(

@@ -2,7 +2,10 @@
 
 ``stores.redis`` holds these connections in a lean pool (``stores.pool.Connections``) and runs
 its commands through the helpers here: one command, a pipeline, the replies of split commands
-(``Store.start``), and the check of an idle connection before it is reused.
+(``Store.start``), and the check of an idle connection before it is reused. redis-py opens,
+authenticates and closes the connection; the commands and replies go over its socket in
+``stores.resp``. A redis-py whose connections lack the two internals used (``_sock``,
+``_parser``) gets its own ``send_packed_command`` and ``read_response`` instead.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import ssl
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
+from . import resp
 from .redis_scripts import CAS_SCRIPT
 
 if TYPE_CHECKING:
@@ -22,33 +26,69 @@ if TYPE_CHECKING:
 Split = tuple[tuple[Any, ...], Callable[[Any], Any]]  # a command sent, and its reply's parse
 
 
+def send(conn: Connection, commands: Sequence[tuple[object, ...]]) -> None:
+    """Write ``commands`` at once (``stores.resp``), connecting first if needed."""
+    sock = _socket(conn)
+    if sock is None:  # a redis-py without the internals relied on: its own way
+        conn.send_packed_command(conn.pack_commands(commands))
+    else:
+        sock.sendall(resp.pack(commands))
+
+
+def read(conn: Connection, count: int) -> list[Any]:
+    """The replies of the ``count`` commands last sent, in order, an error reply in its place
+    as the exception redis-py would raise for it."""
+    parser = getattr(conn, "_parser", None)
+    if getattr(conn, "_sock", None) is None or parser is None:
+        return [_read_one(conn) for _ in range(count)]
+    replies = resp.Replies(conn._sock, parser.parse_error)  # type: ignore[attr-defined]
+    answers = [replies.read() for _ in range(count)]
+    replies.done()
+    return answers
+
+
 def command(conn: Connection, *args: object) -> Any:
-    """Send one command on ``conn`` and read its raw reply."""
-    conn.send_command(*args)
-    return conn.read_response()
+    """Send one command on ``conn`` and read its raw reply (an error reply raises)."""
+    send(conn, [args])
+    return _raised(read(conn, 1)[0])
 
 
 def pipelined(conn: Connection, commands: Sequence[tuple[object, ...]]) -> list[Any]:
-    """Every command sent at once, then one raw reply read per command."""
-    conn.send_packed_command(conn.pack_commands(commands))
-    return [conn.read_response() for _ in commands]
+    """Every command sent at once, then one raw reply read per command (an error raises)."""
+    send(conn, commands)
+    return [_raised(reply) for reply in read(conn, len(commands))]
 
 
 def answers(conn: Connection, sent: Sequence[Split]) -> list[Any]:
     """Read one reply per command of ``sent`` (sent at once) and parse it. A compare-and-set
     script the server lost (a restart, SCRIPT FLUSH) is sent again in full, after every
     reply of the batch is read: its reply must not be taken for theirs."""
-    replies: list[Any] = []
-    for _ in sent:
-        try:
-            replies.append(conn.read_response())
-        except NoScriptError as exc:
-            replies.append(exc)
     return [
         parse(command(conn, "EVAL", CAS_SCRIPT, *sent_command[2:])
-              if isinstance(reply, NoScriptError) else reply)
-        for (sent_command, parse), reply in zip(sent, replies, strict=True)
+              if isinstance(reply, NoScriptError) else _raised(reply))
+        for (sent_command, parse), reply in zip(sent, read(conn, len(sent)), strict=True)
     ]
+
+
+def _socket(conn: Connection) -> Any:
+    if not hasattr(conn, "_sock"):
+        return None
+    if conn._sock is None:
+        conn.connect()
+    return conn._sock
+
+
+def _read_one(conn: Connection) -> Any:
+    try:
+        return conn.read_response()
+    except ResponseError as exc:  # in its place, as ``resp.Replies`` answers an error reply
+        return exc
+
+
+def _raised(reply: Any) -> Any:
+    if isinstance(reply, ResponseError):
+        raise reply
+    return reply
 
 
 def freshen(conn: Connection) -> None:
