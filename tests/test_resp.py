@@ -60,6 +60,9 @@ def test_commands_are_packed_as_arrays_of_bulk_strings() -> None:
     packed = resp.pack([("SET", "k", b"v\r\n", "EX", 60), ("GET", "clé")])
     assert packed == (b"*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nv\r\n\r\n$2\r\nEX\r\n$2\r\n60\r\n"
                       b"*2\r\n$3\r\nGET\r\n$4\r\ncl\xc3\xa9\r\n")
+    assert resp.pack([("SET", "k", bytearray(b"v"), 1.5)]).endswith(b"$1\r\nv\r\n$3\r\n1.5\r\n")
+    with pytest.raises(TypeError):
+        resp.pack([("SET", "k", True)])  # as redis-py refuses it: no guessing
 
 
 def test_a_timeout_is_an_os_error_the_store_translates() -> None:

@@ -31,9 +31,19 @@ def pack(commands: Sequence[tuple[object, ...]]) -> bytes:
     for command in commands:
         parts.append(b"*%d\r\n" % len(command))
         for arg in command:
-            data = arg if isinstance(arg, bytes) else str(arg).encode()
+            data = _bulk(arg)
             parts += (b"$%d\r\n" % len(data), data, b"\r\n")
     return b"".join(parts)
+
+
+def _bulk(arg: object) -> bytes:
+    if isinstance(arg, bytes):
+        return arg
+    if isinstance(arg, (bytearray, memoryview)):
+        return bytes(arg)
+    if isinstance(arg, (str, int, float)) and not isinstance(arg, bool):
+        return str(arg).encode()
+    raise TypeError(f"a Redis argument must be bytes, str or a number, not {type(arg).__name__}")
 
 
 class Replies:
