@@ -81,8 +81,7 @@ def _deadline(text: bytes) -> float:
 def _meta(client: Client, command: bytes) -> bytes | None:
     """A meta command whose reply carries a CAS (``ms``, ``mg ... c``): the CAS or None. Sent
     as it is (pymemcache's ``raw_command`` would copy a large value twice more on the way)."""
-    meta.send(client, command)
-    return _cas(meta.reply_line(client)[0])
+    return _cas(meta.request(client, command)[0])
 
 
 def _meta_many(client: Client, commands: list[bytes]) -> list[bytes | None]:

@@ -2,12 +2,14 @@
 
 pymemcache spends about 4 µs of CPU around a 1 KB ``get`` (key checks, command assembly, a
 reader built for many keys and every reply form): a third of a loopback round trip, on the
-read that every request makes. The reads here are one meta command each (memcached >= 1.6, as
-the rest of the store needs), one reply line and at most one value, so their parser is short:
+read that every request makes. The commands here are meta commands (memcached >= 1.6, as the
+rest of the store needs), each answered by one reply line and at most one value, so one short
+reader (``replies``) cuts them, one or several sent at once:
 
     mg <key> v      ->  VA <size>\\r\\n<value>\\r\\n   or  EN\\r\\n
     mg <key> v c    ->  VA <size> c<cas>\\r\\n<value>\\r\\n
     mg <key> c      ->  HD c<cas>\\r\\n                or  EN\\r\\n
+    ms <key> ... c  ->  HD c<cas>\\r\\n   or  NS / EX / NF\\r\\n
 
 They run on the socket of a pymemcache ``Client`` between its own commands: pymemcache keeps
 no read buffer from one command to the next, and these read exactly their own reply, so the
@@ -45,13 +47,13 @@ def get_versioned(client: Client, key: str) -> tuple[bytes | None, bytes | None]
 
 def get_versioned_command(key: str) -> bytes:
     """The command of ``get_versioned``, for a caller that sends it and reads the reply later
-    (``value_reply``)."""
+    (``replies``, then ``versioned``)."""
     return b"mg %s v c\r\n" % _key(key)
 
 
 def version(client: Client, key: str) -> bytes | None:
     """The item's CAS without its value, or None on a miss."""
-    header, _ = _request(client, b"mg %s c\r\n" % _key(key))
+    header, _ = request(client, b"mg %s c\r\n" % _key(key))
     return None if header == b"EN" else _cas(header, b"HD")
 
 
@@ -68,34 +70,13 @@ def _key(key: str) -> bytes:
 
 
 def _value(client: Client, command: bytes) -> tuple[bytes | None, bytes | None]:
+    return versioned(*request(client, command))
+
+
+def request(client: Client, command: bytes) -> tuple[bytes, bytes | None]:
+    """Send one meta command; return its reply line and value (``replies``)."""
     send(client, command)
-    return value_reply(client)
-
-
-def value_reply(client: Client) -> tuple[bytes | None, bytes | None]:
-    """Read an ``mg ... v [c]`` reply: the value and its CAS (if asked), or (None, None)."""
-    header, rest = reply_line(client)
-    if header == b"EN":
-        return None, None
-    if not header.startswith(b"VA "):
-        raise MemcacheUnknownError(f"unexpected meta reply {header[:40]!r}")
-    size = int(header.split(b" ", 2)[1])
-    sock = client.sock
-    while len(rest) < size + 2:
-        chunk = sock.recv(max(_CHUNK, size + 2 - len(rest)))
-        if not chunk:
-            raise MemcacheUnexpectedCloseError()
-        rest += chunk
-    if len(rest) != size + 2 or rest[size:] != b"\r\n":
-        raise MemcacheUnknownError("meta reply longer than announced")
-    cas = _cas(header, b"VA") if b" c" in header else None
-    return rest[:size], cas
-
-
-def _request(client: Client, command: bytes) -> tuple[bytes, bytes]:
-    """Send ``command``; return its reply line and whatever followed it."""
-    send(client, command)
-    return reply_line(client)
+    return replies(client, 1)[0]
 
 
 def send(client: Client, command: bytes) -> None:
@@ -103,24 +84,6 @@ def send(client: Client, command: bytes) -> None:
     if client.sock is None:
         client._connect()  # pymemcache's own connect: its timeouts and socket options
     client.sock.sendall(command)
-
-
-def reply_line(client: Client) -> tuple[bytes, bytes]:
-    """Read one reply line; return it and whatever followed it."""
-    sock = client.sock
-    if sock is None:  # closed between the send and this read
-        raise MemcacheUnexpectedCloseError()
-    buf = sock.recv(_CHUNK)
-    while b"\r\n" not in buf:
-        if not buf or len(buf) > _CHUNK:
-            raise MemcacheUnexpectedCloseError()
-        chunk = sock.recv(_CHUNK)
-        if not chunk:
-            raise MemcacheUnexpectedCloseError()
-        buf += chunk
-    header, _, rest = buf.partition(b"\r\n")
-    _raise_for_error(header)
-    return header, rest
 
 
 def _cas(header: bytes, status: bytes) -> bytes:
@@ -163,12 +126,13 @@ def replies(client: Client, count: int) -> list[tuple[bytes, bytes | None]]:
 
 
 def versioned(header: bytes, value: bytes | None) -> tuple[bytes | None, bytes | None]:
-    """An ``mg ... v c`` reply cut by ``replies``: the value and its CAS, or (None, None)."""
+    """An ``mg ... v [c]`` reply cut by ``replies``: the value and its CAS (if asked), or
+    (None, None) on a miss."""
     if header == b"EN":
         return None, None
     if value is None:
         raise MemcacheUnknownError(f"unexpected meta reply {header[:40]!r}")
-    return value, _cas(header, b"VA")
+    return value, _cas(header, b"VA") if b" c" in header else None
 
 
 def _size(header: bytes) -> int:
