@@ -225,10 +225,8 @@ class MemcachedStore(Store):
     def start(self, method: str, *args: Any) -> Callable[[], Any]:
         """The commands a create and the per-user index send to two nodes at once, split: the
         command goes out now, its reply is read by the returned call (``Store.start``)."""
-        if method == "cas" and not args[3].isdigit():
-            return lambda: None  # not a CAS value: it cannot match (as ``cas`` answers)
         split = self._split(method, args)
-        if split is None:
+        if split is None:  # not split, or a CAS to a non-CAS value, which ``cas`` answers at once
             return super().start(method, *args)
         command, parse = split
         return self.client.start(lambda c: meta.send(c, command),
