@@ -201,8 +201,8 @@ class Witness:
     def read_ahead(self, sid: SessionId, primary: Node) -> Pending | None:
         """Send the witness read a save of ``sid`` starts with (``core.readahead``); None where
         that save reads nothing first (a single node, versions that follow the bytes)."""
-        node, stores = self.node(primary), self.registry.stores
-        if node is None or all(stores[n].tokens_follow_bytes for n in (primary, node)):
+        node = self.node(primary)
+        if node is None or self._versions_follow_bytes(primary, node):
             return None
         return self.registry.send_many([(node, "get_versioned", (self.keys.backup(sid),))])
 
@@ -216,6 +216,12 @@ class Witness:
         return self.registry.call(node, lambda s: s.cas(key, data, ttl, token))
 
     # -- internals ------------------------------------------------------------------------
+    def _versions_follow_bytes(self, primary: Node, witness: Node) -> bool:
+        """Whether both places' versions are digests of the bytes (``Store.tokens_follow_bytes``):
+        the home's version then names the witness copy too, and a save reads nothing first."""
+        stores = self.registry.stores
+        return stores[primary].tokens_follow_bytes and stores[witness].tokens_follow_bytes
+
     def _compare_and_set(
         self, sid: SessionId, primary: Node, data: bytes, ttl: int, base: int, strict: bool,
         expected: bytes | None = None, ahead: Pending | None = None,
@@ -231,11 +237,8 @@ class Witness:
         if node is None:
             return Witnessed.UNREACHABLE, None
         key = self.keys.backup(sid)
-        stores = self.registry.stores
         try:
-            if expected is not None and all(
-                stores[n].tokens_follow_bytes for n in (primary, node)
-            ):
+            if expected is not None and self._versions_follow_bytes(primary, node):
                 written = self.cas(node, key, data, ttl, expected)
                 if written is not None:
                     return Witnessed.COMMITTED, written
