@@ -51,8 +51,9 @@ class UserTrackingMixin:
 
     def _track_ahead(self, data: dict[str, Any]) -> Prefetch | None:
         """Before a write that will change the index entry of the session's user (a login, a
-        new key): send the reads of that user's index now, so they share the write's round
-        trip. Nothing on a write by the same user under the same key."""
+        new key): the reads of that user's index, deferred to leave with the write and share
+        its round trip (``UserIndex.prefetch``). Nothing on a write by the same user under the
+        same key."""
         users, owner = self._users, data.get(SESSION_KEY)
         if users is None or owner is None or self._tracked == (str(owner), self._session_key):
             return None
@@ -60,7 +61,8 @@ class UserTrackingMixin:
 
     @staticmethod
     def _track_settle(ahead: Prefetch | None) -> None:
-        """After the write, whatever happened: a prefetch nobody used is read all the same."""
+        """After the write, whatever happened: a prefetch nobody used is read all the same,
+        or dropped unsent if it never left."""
         if ahead is not None:
             ahead.pending.settle()
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from ..clock import Clock
 from ..exceptions import CorruptCopy, NodeUnavailable
 from .config import MsmConfig
-from .dispatch import Pending
+from .dispatch import Call, Pending
 from .envelope import Copy, Kind, pack, unpack
 from .nodes import Node
 from .registry import NodeRegistry
@@ -73,8 +73,8 @@ Change = Callable[[list[Entry]], list[Entry]]
 
 @dataclass
 class Prefetch:
-    """A user's index places and their reads, sent ahead (``UserIndex.prefetch``); whoever
-    holds one reads it (``pending.answers()``) even if unused, to hand its connections back."""
+    """A user's index places and their reads, deferred (``UserIndex.prefetch``); whoever
+    holds one settles it (``pending.settle()``) even if unused, to hand its connections back."""
 
     user_id: str
     places: list[tuple[Node, str]]
@@ -154,9 +154,7 @@ class UserIndex:
         session: deferred, they leave with the session's write, in the same write on each node
         (``core.dispatch``), so the two share a round trip instead of taking one each."""
         places = self.places(user_id)
-        calls = [(n, "get_versioned", (k,)) for n, k in places]
-        pending = self.registry.send_many(calls, defer=True)
-        return Prefetch(user_id, places, pending)
+        return Prefetch(user_id, places, self.registry.send_many(_reads(places), defer=True))
 
     def _read_places(self, user_id: str, ahead: Prefetch | None = None) -> list[_Place]:
         """Every place that answered, in placement order (bounded by the node count)."""
@@ -164,7 +162,7 @@ class UserIndex:
             places, answers = ahead.places, ahead.pending.answers()
         else:
             places = self.places(user_id)
-            answers = self.registry.call_many([(n, "get_versioned", (k,)) for n, k in places])
+            answers = self.registry.call_many(_reads(places))
         return [
             self._decoded(node, key, *answer)
             for (node, key), answer in zip(places, answers, strict=True)
@@ -275,3 +273,7 @@ class UserIndex:
     def _pack(self, copy: Copy) -> bytes:
         return pack(copy, self.config.signing_keys[0], self.config.compress_min_size)
 
+
+def _reads(places: list[tuple[Node, str]]) -> list[Call]:
+    """The read of every place of a user's index, as ``NodeRegistry.send_many`` takes them."""
+    return [(node, "get_versioned", (key,)) for node, key in places]
